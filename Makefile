@@ -1,0 +1,33 @@
+# The two commands of the README:
+#   make demo   set up and run the example workspace end to end
+#   make test   set up and run the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+
+.PHONY: demo test lint bench docs clean-demo
+
+$(BIN)/molexp: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	@touch $@
+
+demo: $(BIN)/molexp
+	PATH="$(CURDIR)/$(BIN):$$PATH" bash examples/quickstart/demo.sh
+
+test: $(BIN)/molexp
+	$(BIN)/ruff check molexp tests benchmarks
+	$(BIN)/mypy
+	$(BIN)/python -m pytest -q
+
+lint: $(BIN)/molexp
+	$(BIN)/ruff check molexp tests benchmarks
+	$(BIN)/ruff format --check molexp tests benchmarks
+	$(BIN)/mypy
+
+docs: $(BIN)/molexp
+	$(BIN)/python -m molexp.tools.gen_docs
+
+bench: $(BIN)/molexp
+	$(BIN)/python benchmarks/run.py

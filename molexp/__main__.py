@@ -1,0 +1,3 @@
+from molexp.cli.main import main
+
+main()

@@ -1,0 +1,51 @@
+"""molexp run: execute an experiment's runs (SPEC §9)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from molexp.cli import output, state
+from molexp.errors import UsageError
+
+
+def run(
+    ref: str = typer.Argument(..., help="PROJECT/EXPERIMENT to run."),
+    command: Optional[list[str]] = typer.Argument(None, help="Command after `--` (run as argv, no shell)."),
+    replica: Optional[list[int]] = typer.Option(None, "--replica", "-r", help="Replica index (repeatable; default: all)."),
+    profile: Optional[str] = typer.Option(None, "--profile", "-P", help="Profile from molcfg.yaml."),
+    config: Optional[Path] = typer.Option(None, "--config", help="Config file (default: ./molcfg.yaml, .yml or .json)."),
+    override: Optional[list[str]] = typer.Option(None, "--override", "-o", help="KEY=VALUE applied to the config (dotted keys nest)."),
+    param: Optional[list[str]] = typer.Option(None, "--param", "-p", help="KEY=VALUE overriding an experiment parameter."),
+    grid: Optional[list[str]] = typer.Option(None, "--grid", "-g", help="KEY=V1,V2,... (cartesian product; repeatable)."),
+    jobs: int = typer.Option(1, "--jobs", "-j", help="Run up to N runs at once."),
+    force: bool = typer.Option(False, "--force", help="Start a new attempt even if the run succeeded."),
+    wait: bool = typer.Option(False, "--wait", help="Wait for a run held elsewhere instead of exiting 3."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the runs and what would happen; write nothing."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object per run on stdout."),
+) -> None:
+    """Run the selected runs of an experiment; succeeded runs are up to date."""
+    from molexp.cli.run_render import report, report_plan
+    from molexp.core import lifecycle, plan, profiles, values
+    from molexp.core.refs import resolve
+
+    if jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, got {jobs}")
+    overrides = [values.parse_assignment(o, "--override") for o in override or []]
+    params = [values.parse_assignment(p, "--param") for p in param or []]
+    grids = [values.parse_grid(g) for g in grid or []]
+    ws = state.workspace()
+    target = resolve(ws, ref)
+    if target.kind != "experiment" or target.experiment is None:
+        raise UsageError(f"molexp run needs PROJECT/EXPERIMENT, got {ref!r} ({target.kind})")
+    exp = target.experiment
+    resolved = profiles.resolve_config(config, Path.cwd(), profile, overrides)
+    specs = plan.plan(exp, resolved, replica, params, grids)
+    options = lifecycle.RunOptions(argv=command or None, force=force, wait=wait, json_mode=json_out)
+    if dry_run:
+        report_plan([lifecycle.preview(exp, s, options) for s in specs], json_out)
+        return
+    outcomes, signal = report(exp, specs, options, jobs, json_out)
+    raise typer.Exit(lifecycle.exit_code_for(outcomes, signal))

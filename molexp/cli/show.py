@@ -1,0 +1,71 @@
+"""molexp show: the record of a workspace, project, experiment or run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from molexp.cli import output, state
+
+
+def show(
+    ref: str = typer.Argument(".", help="PROJECT, PROJECT/EXPERIMENT, PROJECT/EXPERIMENT/RUN_ID or a run-id prefix."),
+    json_out: bool = typer.Option(False, "--json", help="Print the record as JSON."),
+) -> None:
+    """Show what REF names: its record, and for a run its attempts, results and inputs."""
+    from molexp.core import summary
+    from molexp.core.refs import resolve
+
+    ws = state.workspace()
+    target = resolve(ws, ref)
+    record = summary.describe(target)
+    if json_out:
+        output.print_json(record)
+        return
+    {"run": _run, "experiment": _experiment}.get(target.kind, _generic)(record)
+
+
+def _generic(record: dict[str, Any]) -> None:
+    output.print_kv([(k, v) for k, v in record.items()])
+
+
+def _experiment(record: dict[str, Any]) -> None:
+    runs = record.pop("runs")
+    output.print_kv([(k, v) for k, v in record.items()])
+    output.print_kv([("runs", runs["total"]), *sorted(runs["by_status"].items())])
+
+
+def _run(record: dict[str, Any]) -> None:
+    keys = ["id", "project", "experiment", "identity", "status", "status_reason", "replica",
+            "seed", "profile", "params", "config", "config_hash", "created_at", "updated_at",
+            "run_dir"]
+    output.print_kv([(k, record.get(k)) for k in keys if record.get(k) is not None])
+    if record.get("results"):
+        print()
+        output.print_table(["result", "value"], sorted(record["results"].items()))
+    if record.get("inputs"):
+        print()
+        output.print_table(
+            ["input", "scope", "content_hash"],
+            [[i.get("name"), i.get("scope"), i.get("content_hash")] for i in record["inputs"]],
+        )
+    if record.get("attempts"):
+        print()
+        output.print_table(
+            ["attempt", "status", "exit", "started", "duration", "host", "executor", "job", "git"],
+            [[a.get("n"), a.get("status"), a.get("exit_code"), a.get("started_at"),
+              a.get("duration"), a.get("host"), a.get("executor"), a.get("scheduler_job_id"),
+              _git(a.get("git"))] for a in record["attempts"]],
+        )
+        last = record["attempts"][-1]
+        if last.get("error"):
+            output.say(f"attempt {last.get('n')}: {last['error']}")
+        print()
+        output.print_kv([("logs", f"{record['run_dir']}/attempts/{last.get('n')}/")])
+
+
+def _git(info: Any) -> str:
+    if not isinstance(info, dict) or not info.get("commit"):
+        return ""
+    return str(info["commit"])[:10] + ("+dirty" if info.get("dirty") else "")

@@ -1,0 +1,237 @@
+"""Executing a command for one attempt (SPEC §9): placeholders, environment,
+a supervised process group, streamed and saved output, signals.
+
+The command runs under a tiny supervisor process (``python -S``) that starts a
+new session, so the command and everything it spawns share one process group.
+The supervisor asks Linux for a parent-death signal: if molexp dies (even by
+``kill -9``), the supervisor takes the whole group down, so an interrupted
+command never keeps running beside its retry.  After the command itself exits,
+the supervisor ends what it left behind in its group, so nothing outlives the
+attempt and the output pipes close.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from molexp.core.identity import canonical_json
+
+# ``{name}`` (not preceded by ``$``) or ``{{name}}``.
+_PLACEHOLDER = re.compile(r"(?<!\$)\{\{([A-Za-z_][A-Za-z0-9_-]*)\}\}|(?<!\$)\{([A-Za-z_][A-Za-z0-9_-]*)\}")
+KILL_GRACE = 5.0
+
+_SUPERVISOR = r"""
+import os, signal, sys
+parent = int(sys.argv[1]); grace = float(sys.argv[2]); argv = sys.argv[3:]
+try:
+    import ctypes
+    ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+except Exception:
+    pass
+def end_group(sig):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        os.killpg(0, sig)
+    except OSError:
+        pass
+def on_signal(sig, frame):
+    if os.getppid() != parent:  # molexp is gone: the command goes with it
+        end_group(signal.SIGTERM)
+        signal.signal(signal.SIGALRM, lambda s, f: end_group(signal.SIGKILL))
+        signal.setitimer(signal.ITIMER_REAL, grace)
+for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    signal.signal(s, on_signal)
+if os.getppid() != parent:
+    os._exit(137)
+pid = os.fork()
+if pid == 0:
+    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
+        signal.signal(s, signal.SIG_DFL)
+    try:
+        os.execvp(argv[0], argv)
+    except OSError as exc:
+        sys.stderr.write("molexp: cannot execute %s: %s\n" % (argv[0], exc.strerror))
+        os._exit(127)
+while True:
+    try:
+        _, status = os.waitpid(pid, 0)
+        break
+    except ChildProcessError:
+        status = 0
+        break
+code = os.waitstatus_to_exitcode(status)
+end_group(signal.SIGTERM)  # what the command left running in its group
+os._exit(code if code >= 0 else 128 - code)
+"""
+
+
+def format_value(value: Any) -> str:
+    """Strings as they are, everything else as canonical JSON."""
+    return value if isinstance(value, str) else canonical_json(value).decode()
+
+
+def expand(template: str, values: Mapping[str, Any], shell: bool) -> str:
+    """Replace ``{name}`` for known names; ``{{name}}`` gives a literal ``{name}``.
+
+    With ``shell`` each value is shell-quoted, so a value is never shell code.
+    Other braces (``${VAR}``, a dict literal) are left as they are.
+    """
+
+    def sub(match: re.Match[str]) -> str:
+        escaped, name = match.group(1), match.group(2)
+        if escaped is not None:
+            return "{" + escaped + "}" if escaped in values else match.group(0)
+        if name not in values:
+            return match.group(0)
+        text = format_value(values[name])
+        return shlex.quote(text) if shell else text
+
+    return _PLACEHOLDER.sub(sub, template)
+
+
+def build_argv(
+    command: str | None, argv: Sequence[str] | None, values: Mapping[str, Any]
+) -> list[str]:
+    """The argv to execute: ``argv`` (no shell) or ``command`` through ``/bin/sh -c``."""
+    if argv:
+        return [expand(arg, values, shell=False) for arg in argv]
+    assert command is not None
+    return ["/bin/sh", "-c", expand(command, values, shell=True)]
+
+
+@dataclass
+class CommandResult:
+    exit_code: int
+    signal: int | None  # SIGINT/SIGTERM received by molexp during the attempt
+    duration: float
+    pid: int
+
+
+class SignalState:
+    """Forwards SIGINT/SIGTERM to every running command group while installed."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self.count = 0
+        self._groups: set[int] = set()
+        self._lock = threading.Lock()
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+
+    def uninstall(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+    def _handle(self, sig: int, frame: object) -> None:
+        self.count += 1
+        if self.received is None:
+            self.received = sig
+        # First signal: pass it on.  Second: insist.  Third and later: kill.
+        forward = sig if self.count == 1 else (signal.SIGTERM if self.count == 2 else signal.SIGKILL)
+        with self._lock:
+            groups = list(self._groups)
+        for pgid in groups:
+            try:
+                os.killpg(pgid, forward)
+            except OSError:
+                pass
+
+    def add(self, pgid: int) -> None:
+        with self._lock:
+            self._groups.add(pgid)
+        if self.received is not None:
+            try:
+                os.killpg(pgid, signal.SIGTERM)
+            except OSError:
+                pass
+
+    def discard(self, pgid: int) -> None:
+        with self._lock:
+            self._groups.discard(pgid)
+
+
+def _pump(source: IO[bytes], log: IO[bytes], echo: IO[bytes] | None) -> None:
+    fd = source.fileno()
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        log.write(chunk)
+        log.flush()
+        if echo is not None:
+            try:
+                echo.write(chunk)
+                echo.flush()
+            except (OSError, ValueError):
+                echo = None
+
+
+def run_command(
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    cwd: Path,
+    stdout_log: Path,
+    stderr_log: Path,
+    signals: SignalState,
+    echo_stdout: IO[bytes] | None,
+    echo_stderr: IO[bytes] | None,
+) -> CommandResult:
+    """Run ``argv`` under the supervisor, tee its output, wait for it."""
+    started = time.monotonic()
+    sup = [sys.executable, "-S", "-E", "-c", _SUPERVISOR, str(os.getpid()), str(KILL_GRACE), *argv]
+    with open(stdout_log, "wb") as out_log, open(stderr_log, "wb") as err_log:
+        proc = subprocess.Popen(
+            sup,
+            cwd=cwd,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        signals.add(proc.pid)
+        assert proc.stdout is not None and proc.stderr is not None
+        pumps = [
+            threading.Thread(target=_pump, args=(proc.stdout, out_log, echo_stdout), daemon=True),
+            threading.Thread(target=_pump, args=(proc.stderr, err_log, echo_stderr), daemon=True),
+        ]
+        for t in pumps:
+            t.start()
+        try:
+            code = proc.wait()
+        finally:
+            signals.discard(proc.pid)
+        for t in pumps:
+            t.join(timeout=10)
+        proc.stdout.close()
+        proc.stderr.close()
+    return CommandResult(
+        exit_code=code, signal=signals.received, duration=time.monotonic() - started, pid=proc.pid
+    )
+
+
+def write_json_file(path: Path, data: Any) -> None:
+    from molexp.core.store import atomic_write_bytes
+
+    atomic_write_bytes(path, (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode())

@@ -1,0 +1,111 @@
+"""Run identity (SPEC §5): the only place run ids and config hashes are made.
+
+Ids are a stored, public format: every workspace on disk depends on them, and
+``../shared/run-id-vectors.json`` pins them.  Do not change this file's output.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from molexp.errors import UsageError
+
+IDENTITY_VERSION = 1
+RUN_ID_LENGTH = 16
+_MAX_EXACT_INT = 2**53
+
+
+def normalise(value: Any, where: str = "value") -> Any:
+    """Return ``value`` in canonical form; raise ``UsageError`` naming ``where``.
+
+    Dict keys must be strings, tuples become lists, an integral float becomes an
+    int (so ``10`` and ``10.0`` are the same run), non-finite floats and any type
+    JSON cannot carry are refused.  ``True`` stays a bool (``true`` != ``1``).
+    """
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise UsageError(f"{where}: {value!r} is not a finite number")
+        if value.is_integer() and abs(value) < _MAX_EXACT_INT:
+            return int(value)
+        return value
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise UsageError(f"{where}: key {key!r} is not a string")
+            out[key] = normalise(item, f"{where}.{key}" if where else key)
+        return out
+    if isinstance(value, (list, tuple)):
+        return [normalise(item, f"{where}[{i}]") for i, item in enumerate(value)]
+    raise UsageError(f"{where}: {type(value).__name__} values cannot be stored ({value!r})")
+
+
+def canonical_json(value: Any, where: str = "value") -> bytes:
+    """The canonical UTF-8 JSON encoding of ``value`` (SPEC §5)."""
+    return json.dumps(
+        normalise(value, where),
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        allow_nan=False,
+    ).encode("utf-8")
+
+
+def xxh3_128_hex(data: bytes) -> str:
+    import xxhash
+
+    return str(xxhash.xxh3_128_hexdigest(data))
+
+
+def config_hash(config: Mapping[str, Any]) -> str:
+    """32 hex characters identifying a merged config."""
+    return xxh3_128_hex(canonical_json(config, "config"))
+
+
+def run_key(
+    experiment: str,
+    params: Mapping[str, Any],
+    replica: int,
+    seed: int,
+    profile: str | None,
+    config_digest: str,
+) -> dict[str, Any]:
+    return {
+        "v": IDENTITY_VERSION,
+        "experiment": experiment,
+        "params": normalise(params, "params"),
+        "replica": replica,
+        "seed": seed,
+        "profile": profile,
+        "config_hash": config_digest,
+    }
+
+
+def run_id(
+    experiment: str,
+    params: Mapping[str, Any],
+    replica: int,
+    seed: int,
+    profile: str | None,
+    config: Mapping[str, Any],
+) -> str:
+    """The deterministic id of the run ``experiment`` (``project/name``) would get."""
+    key = run_key(experiment, params, replica, seed, profile, config_hash(config))
+    return xxh3_128_hex(canonical_json(key))[:RUN_ID_LENGTH]
+
+
+def random_run_id() -> str:
+    """A fresh id for a run created directly from Python (``identity: random``)."""
+    return os.urandom(RUN_ID_LENGTH // 2).hex()
+
+
+def is_run_id(text: str) -> bool:
+    return len(text) == RUN_ID_LENGTH and all(c in "0123456789abcdef" for c in text)

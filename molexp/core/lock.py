@@ -1,0 +1,254 @@
+"""The run lock (SPEC §8): exclusive create, owner identity, heartbeat, staleness.
+
+``runs/<id>/.lock`` exists only while a process holds the run.  It is created
+with ``O_EXCL`` (atomic on local filesystems and on NFSv3+), holds the owner's
+host, pid, the pid's start time and the boot id (so a recycled pid is never
+mistaken for the owner), and its mtime is the heartbeat.
+
+A lock is *stale* when its owner is gone: on the same host, the pid no longer
+runs with the recorded start time; on another host, the heartbeat is older than
+:data:`heartbeat_timeout` seconds.  Breaking a stale lock happens under a second
+short-lived lock (``.lock.break``) so two processes never both break and claim.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from molexp.errors import RunLockedError
+
+LOCK_NAME = ".lock"
+BREAK_NAME = ".lock.break"
+DEFAULT_HEARTBEAT_TIMEOUT = 120.0
+
+
+def heartbeat_timeout() -> float:
+    """Seconds after which another host's lock without a heartbeat is stale."""
+    try:
+        return float(os.environ.get("MOLEXP_HEARTBEAT_TIMEOUT", DEFAULT_HEARTBEAT_TIMEOUT))
+    except ValueError:
+        return DEFAULT_HEARTBEAT_TIMEOUT
+
+
+def hostname() -> str:
+    return socket.gethostname()
+
+
+def _boot_id() -> str | None:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return None
+
+
+def pid_start_time(pid: int) -> str | None:
+    """The start time of ``pid`` in clock ticks since boot (Linux), else None."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may contain spaces and parentheses.
+    fields = stat.rsplit(")", 1)[1].split()
+    return fields[19] if len(fields) > 19 else None
+
+
+def pid_alive(pid: int, start_time: str | None = None) -> bool:
+    """Whether ``pid`` runs here and (when known) is the process that started then."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    if start_time is not None:
+        current = pid_start_time(pid)
+        if current is not None and current != start_time:
+            return False
+    return True
+
+
+def owner_info(purpose: str = "run") -> dict[str, Any]:
+    pid = os.getpid()
+    return {
+        "host": hostname(),
+        "pid": pid,
+        "pid_start": pid_start_time(pid),
+        "boot_id": _boot_id(),
+        "purpose": purpose,
+        "since": time.time(),
+    }
+
+
+@dataclass(frozen=True)
+class LockState:
+    """What a lock file says about its owner, read at one moment."""
+
+    path: Path
+    owner: dict[str, Any]
+    heartbeat: float  # mtime of the lock file
+    inode: int
+
+    @property
+    def host(self) -> str:
+        return str(self.owner.get("host", "?"))
+
+    @property
+    def pid(self) -> int:
+        pid = self.owner.get("pid")
+        return pid if isinstance(pid, int) else -1
+
+    def is_stale(self, now: float | None = None) -> bool:
+        if self.host == hostname() and self.owner.get("boot_id") == _boot_id():
+            return not pid_alive(self.pid, self.owner.get("pid_start"))
+        if self.host == hostname() and self.owner.get("boot_id") is None:
+            return not pid_alive(self.pid, self.owner.get("pid_start"))
+        age = (now if now is not None else time.time()) - self.heartbeat
+        return age > heartbeat_timeout()
+
+    def describe(self) -> str:
+        since = self.owner.get("since")
+        age = f", for {time.time() - since:.0f}s" if isinstance(since, (int, float)) else ""
+        return f"pid {self.pid} on {self.host}{age}"
+
+
+def read_lock(run_dir: Path) -> LockState | None:
+    """The current lock of ``run_dir``, or None when the run is not held."""
+    path = run_dir / LOCK_NAME
+    try:
+        with open(path, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            raw = fh.read()
+    except FileNotFoundError:
+        return None
+    try:
+        owner = json.loads(raw) if raw else {}
+        if not isinstance(owner, dict):
+            owner = {}
+    except (ValueError, UnicodeDecodeError):
+        owner = {}
+    if not owner:
+        # Being written right now (created, not yet filled): treat as live unless old.
+        owner = {"host": "?", "pid": -1}
+    return LockState(path, owner, st.st_mtime, st.st_ino)
+
+
+class RunLock:
+    """An acquired lock on one run directory; release it with :meth:`release`."""
+
+    def __init__(self, run_dir: Path, owner: dict[str, Any]) -> None:
+        self.run_dir = run_dir
+        self.path = run_dir / LOCK_NAME
+        self.owner = owner
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start_heartbeat(self, interval: float | None = None) -> None:
+        """Touch the lock every ``interval`` seconds while the attempt runs."""
+        period = interval if interval is not None else max(1.0, heartbeat_timeout() / 4)
+
+        def beat() -> None:
+            while not self._stop.wait(period):
+                try:
+                    os.utime(self.path)
+                except OSError:
+                    pass
+
+        self._thread = threading.Thread(target=beat, name="molexp-heartbeat", daemon=True)
+        self._thread.start()
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        try:
+            current = read_lock(self.run_dir)
+            if current is not None and current.owner.get("pid") == self.owner["pid"] and (
+                current.owner.get("host") == self.owner["host"]
+            ):
+                self.path.unlink()
+        except FileNotFoundError:
+            pass
+
+    def __enter__(self) -> RunLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _try_create(path: Path, owner: dict[str, Any]) -> bool:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except FileExistsError:
+        return False
+    try:
+        os.write(fd, json.dumps(owner).encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return True
+
+
+def _break_stale(run_dir: Path, seen: LockState) -> None:
+    """Remove the stale lock ``seen`` if it is still the one in place."""
+    guard = run_dir / BREAK_NAME
+    if not _try_create(guard, owner_info("break")):
+        try:
+            if time.time() - guard.stat().st_mtime > 30:
+                guard.unlink(missing_ok=True)  # a breaker that crashed
+        except FileNotFoundError:
+            pass
+        return
+    try:
+        current = read_lock(run_dir)
+        if current is not None and current.inode == seen.inode and current.owner == seen.owner:
+            current.path.unlink(missing_ok=True)
+    finally:
+        guard.unlink(missing_ok=True)
+
+
+def try_acquire(run_dir: Path, purpose: str = "run") -> RunLock | LockState:
+    """Take the run's lock, breaking a stale one; else return the live holder."""
+    owner = owner_info(purpose)
+    path = run_dir / LOCK_NAME
+    for _ in range(50):
+        if _try_create(path, owner):
+            return RunLock(run_dir, owner)
+        state = read_lock(run_dir)
+        if state is None:
+            continue
+        if state.owner.get("pid") == -1 and time.time() - state.heartbeat < 5:
+            time.sleep(0.01)  # being created right now
+            continue
+        if not state.is_stale():
+            return state
+        _break_stale(run_dir, state)
+    state = read_lock(run_dir)
+    if state is None:  # pragma: no cover - extreme contention
+        raise RunLockedError(f"could not take the lock of {run_dir}")
+    return state
+
+
+def acquire(
+    run_dir: Path, purpose: str = "run", wait: bool = False, poll: float = 0.2
+) -> RunLock:
+    """Take the run's lock or raise :class:`RunLockedError` naming the holder."""
+    while True:
+        got = try_acquire(run_dir, purpose)
+        if isinstance(got, RunLock):
+            return got
+        if not wait:
+            raise RunLockedError(
+                f"run {run_dir.name} is held by {got.describe()}",
+                "Wait for it (`molexp run --wait`) or stop it with `molexp cancel`.",
+            )
+        time.sleep(poll)

@@ -1,0 +1,243 @@
+"""Run records (SPEC §5, §8): create, load and validate ``run.json``.
+
+A record is written only by the process holding the run's lock (or by
+:func:`ensure_run`, which creates it exclusively).  Reading validates the schema,
+that the id matches the directory, and for derived runs that the recomputed id
+matches the record.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from molexp.core import identity, store
+from molexp.core.lock import read_lock
+from molexp.errors import CorruptRecordError, NotFoundError, UsageError
+
+if TYPE_CHECKING:
+    from molexp.core.plan import RunSpec
+    from molexp.core.workspace import Experiment
+
+RUN_FILE = "run.json"
+STATUSES = ("pending", "queued", "running", "succeeded", "failed", "cancelled", "interrupted")
+ACTIVE = ("queued", "running")
+FINISHED = ("succeeded", "failed", "cancelled", "interrupted")
+
+
+def new_record(
+    exp: Experiment,
+    run_id: str,
+    params: Mapping[str, Any],
+    replica: int,
+    seed: int,
+    profile: str | None,
+    config: Mapping[str, Any],
+    identity_kind: str,
+) -> dict[str, Any]:
+    now = store.now_iso()
+    return {
+        "schema_version": store.SCHEMA_VERSION,
+        "id": run_id,
+        "project": exp.project.name,
+        "experiment": exp.name,
+        "identity": identity_kind,
+        "params": identity.normalise(dict(params), "params"),
+        "replica": replica,
+        "seed": seed,
+        "profile": profile,
+        "config": identity.normalise(dict(config), "config"),
+        "config_hash": identity.config_hash(config),
+        "status": "pending",
+        "created_at": now,
+        "updated_at": now,
+        "attempts": [],
+        "results": {},
+        "inputs": [],
+    }
+
+
+def validate_record(record: dict[str, Any], path: Path, project: str, experiment: str) -> None:
+    run_id = path.parent.name
+    if record.get("id") != run_id:
+        raise CorruptRecordError(
+            path, f"has id {record.get('id')!r} but lives in directory {run_id!r}"
+        )
+    if record.get("project") != project or record.get("experiment") != experiment:
+        raise CorruptRecordError(
+            path,
+            f"belongs to {record.get('project')}/{record.get('experiment')}, "
+            f"not {project}/{experiment}",
+        )
+    if record.get("status") not in STATUSES:
+        raise CorruptRecordError(path, f"has unknown status {record.get('status')!r}")
+    if not isinstance(record.get("attempts"), list):
+        raise CorruptRecordError(path, "has no attempts list")
+    if record.get("identity", "derived") == "derived":
+        try:
+            digest = identity.config_hash(record.get("config") or {})
+            expected = identity.xxh3_128_hex(
+                identity.canonical_json(
+                    identity.run_key(
+                        f"{project}/{experiment}",
+                        record.get("params") or {},
+                        record["replica"],
+                        record["seed"],
+                        record.get("profile"),
+                        digest,
+                    )
+                )
+            )[: identity.RUN_ID_LENGTH]
+        except (KeyError, UsageError) as exc:
+            raise CorruptRecordError(path, f"cannot recompute its id ({exc})") from exc
+        if expected != run_id:
+            raise CorruptRecordError(
+                path,
+                f"its parameters give run id {expected}, not {run_id} "
+                "(edited by hand or moved?)",
+            )
+
+
+class Run:
+    """One run record, as read at one moment."""
+
+    def __init__(self, experiment: Experiment, run_id: str, record: dict[str, Any]) -> None:
+        self.experiment = experiment
+        self.id = run_id
+        self.dir = experiment.runs_dir / run_id
+        self.record = record
+
+    def __repr__(self) -> str:
+        return f"Run({self.ref!r}, status={self.status!r})"
+
+    @classmethod
+    def load(cls, exp: Experiment, run_id: str) -> Run:
+        path = exp.runs_dir / run_id / RUN_FILE
+        return cls(exp, run_id, load_record(path, exp.project.name, exp.name))
+
+    def reload(self) -> Run:
+        self.record = load_record(self.path, self.experiment.project.name, self.experiment.name)
+        return self
+
+    @property
+    def path(self) -> Path:
+        return self.dir / RUN_FILE
+
+    @property
+    def ref(self) -> str:
+        return f"{self.experiment.ref}/{self.id}"
+
+    @property
+    def status(self) -> str:
+        return str(self.record["status"])
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self.record.get("params") or {})
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return dict(self.record.get("config") or {})
+
+    @property
+    def results(self) -> dict[str, Any]:
+        return dict(self.record.get("results") or {})
+
+    @property
+    def attempts(self) -> list[dict[str, Any]]:
+        return list(self.record.get("attempts") or [])
+
+    def attempt_dir(self, n: int) -> Path:
+        return self.dir / "attempts" / str(n)
+
+    def observed_status(self) -> str:
+        """The status as things are now, without writing anything.
+
+        A ``running`` local run whose lock is gone or stale is ``interrupted``;
+        the record itself is fixed by the next command that takes the lock.
+        """
+        return observe(self.record, self.dir)[0]
+
+    def save(self) -> None:
+        """Write the record atomically (the caller holds the run's lock)."""
+        self.record["updated_at"] = store.now_iso()
+        store.write_json(self.path, self.record)
+
+
+def observe(record: dict[str, Any], run_dir: Path) -> tuple[str, str | None]:
+    """``(status, reason)`` of a record, noticing owners that are gone."""
+    status = str(record.get("status"))
+    if status != "running":
+        return status, None
+    attempts = record.get("attempts") or []
+    executor = attempts[-1].get("executor") if attempts else "local"
+    lock = read_lock(run_dir)
+    if lock is None:
+        try:
+            fresh = store.read_json_record(run_dir / RUN_FILE, "run")
+        except (FileNotFoundError, CorruptRecordError):
+            return status, None
+        if fresh.get("status") != "running":
+            return str(fresh.get("status")), None
+        if executor == "slurm":
+            return status, None  # the scheduler decides; see molexp.core.slurm
+        return "interrupted", "its process is gone (no lock held)"
+    if lock.is_stale():
+        return "interrupted", f"its owner ({lock.describe()}) is gone"
+    return status, None
+
+
+def load_record(path: Path, project: str, experiment: str) -> dict[str, Any]:
+    record = store.read_json_record(path, "run")
+    validate_record(record, path, project, experiment)
+    return record
+
+
+def create_run(
+    exp: Experiment, run_id: str | None = None, params: Mapping[str, Any] | None = None
+) -> Run:
+    """A fresh ``pending`` run with a random id (``identity: random``)."""
+    from molexp.core.plan import effective_params
+
+    if run_id is not None and not identity.is_run_id(run_id):
+        raise UsageError(f"invalid run id {run_id!r}: use 16 lowercase hex characters")
+    rid = run_id or identity.random_run_id()
+    merged = effective_params(exp.params, list((params or {}).items()))
+    record = new_record(exp, rid, merged, 0, exp.seed_for(0), None, {}, "random")
+    exp.definition()
+    (exp.runs_dir / rid).mkdir(parents=True, exist_ok=True)
+    if not store.create_exclusive(exp.runs_dir / rid / RUN_FILE, store.dumps_json(record)):
+        raise UsageError(f"run {exp.ref}/{rid} already exists")
+    return Run(exp, rid, record)
+
+
+def ensure_run(exp: Experiment, spec: RunSpec) -> Run:
+    """The derived run of ``spec``, created ``pending`` if it does not exist yet."""
+    run_dir = exp.runs_dir / spec.run_id
+    path = run_dir / RUN_FILE
+    try:
+        return Run(exp, spec.run_id, load_record(path, spec.project, spec.experiment))
+    except FileNotFoundError:
+        pass
+    record = new_record(
+        exp, spec.run_id, spec.params, spec.replica, spec.seed, spec.profile, spec.config, "derived"
+    )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    store.create_exclusive(path, store.dumps_json(record))
+    return Run(exp, spec.run_id, load_record(path, spec.project, spec.experiment))
+
+
+def find_run_dir(exp: Experiment, run_id: str) -> Path:
+    path = exp.runs_dir / run_id
+    if not (path / RUN_FILE).exists():
+        raise NotFoundError(f"no run {exp.ref}/{run_id}")
+    return path
+
+
+def list_attempt_numbers(run_dir: Path) -> list[int]:
+    try:
+        return sorted(int(e.name) for e in os.scandir(run_dir / "attempts") if e.name.isdigit())
+    except FileNotFoundError:
+        return []

@@ -1,0 +1,190 @@
+"""Persistence in one place: atomic writes and validating record readers.
+
+Every file molexp writes goes through :func:`atomic_write_bytes` (temporary file
+named ``.tmp-*`` in the same directory, flush, fsync, rename) or
+:func:`create_exclusive` (never replaces an existing file).  Files get the
+user's umask.  Readers validate what they read and name the file when they
+refuse it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from molexp.errors import CorruptRecordError, SchemaVersionError
+
+TMP_PREFIX = ".tmp-"
+SCHEMA_VERSION = 1
+
+# kind -> {from_version: function upgrading a record from that version by one}.
+# Older records are migrated in memory on read and rewritten on the next write.
+MIGRATIONS: dict[str, dict[int, Callable[[dict[str, Any]], dict[str, Any]]]] = {
+    "workspace": {},
+    "project": {},
+    "experiment": {},
+    "run": {},
+    "asset": {},
+}
+
+
+def now_iso() -> str:
+    """The current time, ISO 8601 in UTC with offset and microseconds."""
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _open_temp(directory: Path, name: str) -> tuple[int, Path]:
+    """Create ``.tmp-<name>-<random>`` exclusively, with the user's umask."""
+    for _ in range(100):
+        tmp = directory / f"{TMP_PREFIX}{name}-{os.urandom(6).hex()}"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        return fd, tmp
+    raise OSError(f"cannot create a temporary file in {directory}")  # pragma: no cover
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` so that readers see the old or the new file."""
+    fd, tmp = _open_temp(path.parent, path.name)
+    try:
+        try:
+            _write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def create_exclusive(path: Path, data: bytes) -> bool:
+    """Write ``path`` atomically only if it does not exist; return whether it did.
+
+    The content is complete before the name appears (``link`` of a finished
+    temporary file), so a concurrent reader never sees a partial record and a
+    concurrent creator never overwrites one.
+    """
+    fd, tmp = _open_temp(path.parent, path.name)
+    try:
+        try:
+            _write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        _fsync_dir(path.parent)
+        return True
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def dumps_json(record: Any) -> bytes:
+    return (json.dumps(record, indent=2, ensure_ascii=False, allow_nan=False) + "\n").encode()
+
+
+def write_json(path: Path, record: Any) -> None:
+    atomic_write_bytes(path, dumps_json(record))
+
+
+def write_yaml(path: Path, record: Any) -> None:
+    from molexp.core.values import dump_yaml
+
+    atomic_write_bytes(path, dump_yaml(record).encode("utf-8"))
+
+
+def check_schema(record: dict[str, Any], path: Path, kind: str) -> dict[str, Any]:
+    """Refuse a newer schema, migrate an older one in memory."""
+    version = record.get("schema_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise CorruptRecordError(path, f"missing or invalid schema_version ({version!r})")
+    if version > SCHEMA_VERSION:
+        raise SchemaVersionError(
+            path,
+            f"schema_version {version} is newer than this molexp understands "
+            f"({SCHEMA_VERSION})",
+            "Upgrade molexp to read this workspace.",
+        )
+    steps = MIGRATIONS.get(kind, {})
+    while version < SCHEMA_VERSION:
+        record = steps[version](record)
+        version += 1
+        record["schema_version"] = version
+    return record
+
+
+def read_json_record(path: Path, kind: str) -> dict[str, Any]:
+    """Read a JSON record; refuse unreadable, non-object or newer-schema files."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise CorruptRecordError(path, f"cannot be read ({exc.strerror})") from exc
+    return parse_json_record(raw, path, kind)
+
+
+def parse_json_record(raw: bytes, path: Path, kind: str) -> dict[str, Any]:
+    try:
+        record = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        problem = "is empty" if not raw.strip() else f"is not valid JSON ({exc})"
+        raise CorruptRecordError(path, problem) from exc
+    if not isinstance(record, dict):
+        raise CorruptRecordError(path, "is not a JSON object")
+    return check_schema(record, path, kind)
+
+
+def read_yaml_record(path: Path, kind: str) -> dict[str, Any]:
+    """Read a YAML definition; malformed YAML in a record file is a corrupt record."""
+    from molexp.core.values import load_yaml
+    from molexp.errors import UsageError
+
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise CorruptRecordError(path, f"cannot be read ({exc.strerror})") from exc
+    try:
+        record = load_yaml(raw, str(path))
+    except UsageError as exc:
+        raise CorruptRecordError(path, exc.message.removeprefix(f"{path}: ")) from exc
+    if not isinstance(record, dict):
+        raise CorruptRecordError(path, "is not a YAML mapping")
+    return check_schema(record, path, kind)
+
+
+def leftover_temp_files(root: Path) -> list[Path]:
+    """Temporary files under ``root`` (none should survive a finished command)."""
+    return [p for p in root.rglob(f"{TMP_PREFIX}*") if p.is_file()]

@@ -1,0 +1,60 @@
+"""What `show` reports about a reference: plain records, no rendering."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from molexp.core.refs import Ref
+from molexp.core.runs import RUN_FILE, load_record, observe
+
+
+def run_record(ref: Ref) -> dict[str, Any]:
+    assert ref.experiment is not None and ref.run_id is not None
+    run_dir = ref.experiment.runs_dir / ref.run_id
+    try:
+        record = load_record(run_dir / RUN_FILE, ref.experiment.project.name, ref.experiment.name)
+    except FileNotFoundError:
+        from molexp.errors import CorruptRecordError
+
+        raise CorruptRecordError(run_dir / RUN_FILE, "is missing (run directory without a record)")
+    status, reason = observe(record, run_dir)
+    if status != record["status"]:
+        record["recorded_status"] = record["status"]
+        record["status"] = status
+        record["status_reason"] = reason
+    record["run_dir"] = str(run_dir)
+    return record
+
+
+def describe(ref: Ref) -> dict[str, Any]:
+    """The record of what ``ref`` names, as `show --json` prints it."""
+    if ref.kind == "run":
+        return run_record(ref)
+    if ref.kind == "experiment":
+        assert ref.experiment is not None
+        record = dict(ref.experiment.definition())
+        by_status: dict[str, int] = {}
+        ids = ref.experiment.run_ids()
+        for run_id in ids:
+            try:
+                status = observe(
+                    load_record(ref.experiment.runs_dir / run_id / RUN_FILE,
+                                ref.experiment.project.name, ref.experiment.name),
+                    ref.experiment.runs_dir / run_id,
+                )[0]
+            except (FileNotFoundError, Exception):  # noqa: BLE001 - counted, not fatal
+                status = "unreadable"
+            by_status[status] = by_status.get(status, 0) + 1
+        record["runs"] = {"total": len(ids), "by_status": by_status}
+        record["path"] = str(ref.experiment.path)
+        return record
+    if ref.kind == "project":
+        assert ref.project is not None
+        record = dict(ref.project.definition())
+        record["experiments"] = ref.project.experiment_names()
+        record["path"] = str(ref.project.path)
+        return record
+    record = dict(ref.workspace.definition())
+    record["projects"] = ref.workspace.project_names()
+    record["root"] = str(ref.workspace.root)
+    return record

@@ -1,0 +1,480 @@
+"""The workspace model (SPEC §1-§4): workspace → project → experiment → run.
+
+Definitions are YAML files people may edit; this module reads and writes them
+through :mod:`molexp.core.store` and validates names before anything is written.
+Run records live in :mod:`molexp.core.runs`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from molexp.core import store
+from molexp.core.names import validate_name
+from molexp.errors import (
+    ConflictError,
+    CorruptRecordError,
+    NotFoundError,
+    UsageError,
+    WorkspaceNotFoundError,
+)
+
+if TYPE_CHECKING:
+    from molexp.core.runs import Run
+
+WORKSPACE_FILE = "workspace.yaml"
+WORKSPACE_KIND = "molexp.workspace"
+PROJECT_FILE = "project.yaml"
+EXPERIMENT_FILE = "experiment.yaml"
+
+
+def _is_molexp_workspace_file(path: Path) -> bool:
+    """True when ``path`` is a workspace.yaml whose first key is molexp's kind."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                text = line.strip()
+                if not text or text.startswith("#") or text == "---":
+                    continue
+                key, _, value = text.partition(":")
+                return key.strip() == "kind" and value.strip().strip("'\"") == WORKSPACE_KIND
+    except OSError:
+        return False
+    return False
+
+
+def find_workspace_root(explicit: str | os.PathLike[str] | None, cwd: Path | None = None) -> Path:
+    """The workspace root from ``-w``, ``$MOLEXP_WORKSPACE`` or walking up from cwd."""
+    given = explicit if explicit is not None else os.environ.get("MOLEXP_WORKSPACE") or None
+    if given is not None:
+        root = Path(given).expanduser().absolute()
+        if not _is_molexp_workspace_file(root / WORKSPACE_FILE):
+            source = "--workspace" if explicit is not None else "$MOLEXP_WORKSPACE"
+            raise WorkspaceNotFoundError(
+                f"{root} is not a molexp workspace (from {source})",
+                f"Create one with `molexp init {root}`.",
+            )
+        return root
+    start = (cwd or Path.cwd()).absolute()
+    for directory in (start, *start.parents):
+        if _is_molexp_workspace_file(directory / WORKSPACE_FILE):
+            return directory
+    raise WorkspaceNotFoundError(
+        f"no molexp workspace found in {start} or its parents",
+        "Create one with `molexp init`, or pass -w PATH / set MOLEXP_WORKSPACE.",
+    )
+
+
+def _check_int(value: Any, what: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise UsageError(f"{what} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+class Workspace:
+    """A root directory holding a body of work; writes nothing until asked."""
+
+    def __init__(self, root: str | os.PathLike[str] = ".") -> None:
+        self.root = Path(root).expanduser().absolute()
+
+    def __repr__(self) -> str:
+        return f"Workspace({str(self.root)!r})"
+
+    @classmethod
+    def find(cls, explicit: str | os.PathLike[str] | None = None) -> Workspace:
+        return cls(find_workspace_root(explicit))
+
+    @property
+    def definition_path(self) -> Path:
+        return self.root / WORKSPACE_FILE
+
+    @property
+    def projects_dir(self) -> Path:
+        return self.root / "projects"
+
+    def exists(self) -> bool:
+        return _is_molexp_workspace_file(self.definition_path)
+
+    def definition(self) -> dict[str, Any]:
+        return store.read_yaml_record(self.definition_path, "workspace")
+
+    @property
+    def name(self) -> str:
+        return str(self.definition().get("name", self.root.name))
+
+    def init(self, name: str | None = None) -> bool:
+        """Create ``workspace.yaml``; return False when it already existed."""
+        if self.exists():
+            return False
+        if self.definition_path.exists():
+            raise ConflictError(
+                f"{self.definition_path} exists and belongs to another tool",
+                "Choose another directory for the molexp workspace.",
+            )
+        ws_name = validate_name(name if name is not None else self.root.name, "workspace")
+        self.root.mkdir(parents=True, exist_ok=True)
+        record = {
+            "kind": WORKSPACE_KIND,
+            "schema_version": store.SCHEMA_VERSION,
+            "name": ws_name,
+            "created_at": store.now_iso(),
+        }
+        from molexp.core.values import dump_yaml
+
+        return store.create_exclusive(self.definition_path, dump_yaml(record).encode())
+
+    def _ensure(self) -> None:
+        if not self.exists():
+            self.init()
+
+    # -- projects -------------------------------------------------------------
+
+    def project(
+        self, name: str, description: str | None = None, tags: Sequence[str] | None = None
+    ) -> Project:
+        """Get the project ``name``, creating it (and the workspace) if needed."""
+        proj = Project(self, validate_name(name, "project"))
+        if not proj.exists():
+            self._ensure()
+            proj.create(description or "", list(tags or []))
+        return proj
+
+    def get_project(self, name: str) -> Project:
+        proj = Project(self, validate_name(name, "project"))
+        if not proj.exists():
+            from difflib import get_close_matches
+
+            close = get_close_matches(name, self.project_names(), n=3)
+            hint = f"Did you mean: {', '.join(close)}?" if close else (
+                f"Create it with `molexp project create {name}`."
+            )
+            raise NotFoundError(f"no project named {name!r} in {self.root}", hint)
+        return proj
+
+    def project_names(self) -> list[str]:
+        try:
+            entries = sorted(os.scandir(self.projects_dir), key=lambda e: e.name)
+        except FileNotFoundError:
+            return []
+        return [e.name for e in entries if (Path(e.path) / PROJECT_FILE).exists()]
+
+    def projects(self) -> list[Project]:
+        return [Project(self, n) for n in self.project_names()]
+
+    def iter_run_dirs(self) -> Iterator[tuple[str, str, Path]]:
+        """Every run directory as ``(project, experiment, path)``, sorted."""
+        for proj in self.project_names():
+            for exp in Project(self, proj).experiment_names():
+                runs = self.projects_dir / proj / "experiments" / exp / "runs"
+                try:
+                    entries = sorted(e.name for e in os.scandir(runs) if e.is_dir())
+                except FileNotFoundError:
+                    continue
+                for run_id in entries:
+                    if not run_id.startswith("."):
+                        yield proj, exp, runs / run_id
+
+
+class Project:
+    def __init__(self, workspace: Workspace, name: str) -> None:
+        self.workspace = workspace
+        self.name = name
+        self.path = workspace.projects_dir / name
+
+    def __repr__(self) -> str:
+        return f"Project({self.name!r})"
+
+    @property
+    def definition_path(self) -> Path:
+        return self.path / PROJECT_FILE
+
+    def exists(self) -> bool:
+        return self.definition_path.is_file()
+
+    def definition(self) -> dict[str, Any]:
+        record = store.read_yaml_record(self.definition_path, "project")
+        if record.get("name") != self.name:
+            raise CorruptRecordError(
+                self.definition_path,
+                f"names project {record.get('name')!r} but lives in {self.name!r}",
+            )
+        return record
+
+    def create(self, description: str = "", tags: Sequence[str] = ()) -> bool:
+        for tag in tags:
+            validate_name(tag, "tag")
+        self.path.mkdir(parents=True, exist_ok=True)
+        record = {
+            "schema_version": store.SCHEMA_VERSION,
+            "name": self.name,
+            "description": description,
+            "tags": list(tags),
+            "created_at": store.now_iso(),
+        }
+        from molexp.core.values import dump_yaml
+
+        return store.create_exclusive(self.definition_path, dump_yaml(record).encode())
+
+    def experiment_names(self) -> list[str]:
+        try:
+            entries = sorted(os.scandir(self.path / "experiments"), key=lambda e: e.name)
+        except FileNotFoundError:
+            return []
+        return [e.name for e in entries if (Path(e.path) / EXPERIMENT_FILE).exists()]
+
+    def experiments(self) -> list[Experiment]:
+        return [Experiment(self, n) for n in self.experiment_names()]
+
+    def get_experiment(self, name: str) -> Experiment:
+        exp = Experiment(self, validate_name(name, "experiment"))
+        if not exp.exists():
+            from difflib import get_close_matches
+
+            close = get_close_matches(name, self.experiment_names(), n=3)
+            hint = f"Did you mean: {', '.join(self.name + '/' + c for c in close)}?" if close else (
+                f"Create it with `molexp experiment create {self.name}/{name}`."
+            )
+            raise NotFoundError(f"no experiment {self.name}/{name}", hint)
+        return exp
+
+    def experiment(
+        self,
+        name: str,
+        params: Mapping[str, Any] | None = None,
+        replicas: int | None = None,
+        seeds: Sequence[int] | None = None,
+        command: str | None = None,
+        workflow_source: str | None = None,
+        description: str | None = None,
+        git_cwd: Path | None = None,
+        strict: bool = False,
+    ) -> Experiment:
+        """Get or create the experiment ``name``.
+
+        Arguments left as None are "not specified": an existing experiment is
+        returned when every specified field equals its definition, and refused
+        (:class:`ConflictError`, exit 3) when one differs.  With ``strict`` (the
+        CLI) every field counts, unspecified ones as their defaults.
+        """
+        exp = Experiment(self, validate_name(name, "experiment"))
+        wanted = build_definition(
+            self.name, exp.name, params, replicas, seeds, command, workflow_source, description
+        )
+        if exp.exists():
+            current = exp.definition()
+            given = {
+                "params": strict or params is not None,
+                "replicas": strict or replicas is not None or seeds is not None,
+                "seeds": strict or seeds is not None,
+                "command": strict or command is not None,
+                "workflow_source": strict or workflow_source is not None,
+                "description": strict or description is not None,
+            }
+            from molexp.core.identity import normalise
+
+            differ = [
+                key
+                for key, was_given in given.items()
+                if was_given and normalise(current.get(key)) != normalise(wanted.get(key))
+            ]
+            if differ:
+                raise ConflictError(
+                    f"experiment {self.name}/{exp.name} exists with a different "
+                    f"{', '.join(differ)}",
+                    f"Edit {exp.definition_path}, or use a new experiment name.",
+                )
+            return exp
+        if not self.exists():
+            self.workspace._ensure()
+            self.create()
+        from molexp.core.gitinfo import capture
+
+        base = git_cwd or Path.cwd()
+        source = base / workflow_source if workflow_source else base
+        wanted["git"] = capture(source).summary()
+        wanted["created_at"] = store.now_iso()
+        exp.path.mkdir(parents=True, exist_ok=True)
+        from molexp.core.values import dump_yaml
+
+        if not store.create_exclusive(exp.definition_path, dump_yaml(wanted).encode()):
+            return self.experiment(
+                name, params, replicas, seeds, command, workflow_source, description,
+                strict=strict,
+            )
+        return exp
+
+
+def build_definition(
+    project: str,
+    name: str,
+    params: Mapping[str, Any] | None,
+    replicas: int | None,
+    seeds: Sequence[int] | None,
+    command: str | None,
+    workflow_source: str | None,
+    description: str | None,
+) -> dict[str, Any]:
+    """A validated experiment definition (without git and created_at)."""
+    from molexp.core.identity import normalise
+
+    if params is not None and not isinstance(params, Mapping):
+        raise UsageError(f"params must be a mapping, got {type(params).__name__}")
+    norm_params = normalise(dict(params or {}), "params")
+    seed_list: list[int] | None = None
+    if seeds is not None:
+        seed_list = [_check_int(s, "each seed", -(2**63)) for s in seeds]
+        if replicas is None:
+            replicas = len(seed_list)
+    count = _check_int(1 if replicas is None else replicas, "replicas", 1)
+    if seed_list is not None and len(seed_list) != count:
+        raise UsageError(
+            f"seeds has {len(seed_list)} entries but replicas is {count}: "
+            "give exactly one seed per replica"
+        )
+    if command is not None and (not isinstance(command, str) or not command.strip()):
+        raise UsageError("command must be a non-empty string")
+    if command is not None and "\0" in command:
+        raise UsageError("command contains a NUL byte")
+    record: dict[str, Any] = {
+        "schema_version": store.SCHEMA_VERSION,
+        "name": name,
+        "project": project,
+        "description": description or "",
+        "params": norm_params,
+        "replicas": count,
+    }
+    if seed_list is not None:
+        record["seeds"] = seed_list
+    record["command"] = command
+    record["workflow_source"] = workflow_source
+    return record
+
+
+class Experiment:
+    def __init__(self, project: Project, name: str) -> None:
+        self.project = project
+        self.workspace = project.workspace
+        self.name = name
+        self.path = project.path / "experiments" / name
+        self._definition: dict[str, Any] | None = None
+
+    def __repr__(self) -> str:
+        return f"Experiment({self.ref!r})"
+
+    @property
+    def ref(self) -> str:
+        return f"{self.project.name}/{self.name}"
+
+    @property
+    def definition_path(self) -> Path:
+        return self.path / EXPERIMENT_FILE
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.path / "runs"
+
+    def exists(self) -> bool:
+        return self.definition_path.is_file()
+
+    def definition(self) -> dict[str, Any]:
+        """The validated definition; a hand-edited file that breaks the rules is refused."""
+        if self._definition is None:
+            path = self.definition_path
+            record = store.read_yaml_record(path, "experiment")
+            if record.get("name") != self.name or record.get("project") != self.project.name:
+                raise CorruptRecordError(
+                    path,
+                    f"describes {record.get('project')}/{record.get('name')} "
+                    f"but lives at {self.ref}",
+                )
+            try:
+                checked = build_definition(
+                    self.project.name,
+                    self.name,
+                    record.get("params") or {},
+                    record.get("replicas"),
+                    record.get("seeds"),
+                    record.get("command"),
+                    record.get("workflow_source"),
+                    record.get("description"),
+                )
+            except UsageError as exc:
+                raise CorruptRecordError(path, exc.message) from exc
+            record.update(checked)
+            self._definition = record
+        return self._definition
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self.definition()["params"])
+
+    @property
+    def replicas(self) -> int:
+        return int(self.definition()["replicas"])
+
+    def seed_for(self, replica: int) -> int:
+        seeds = self.definition().get("seeds")
+        return int(seeds[replica]) if seeds else replica
+
+    # -- runs -------------------------------------------------------------------
+
+    def run_ids(self) -> list[str]:
+        try:
+            return sorted(
+                e.name for e in os.scandir(self.runs_dir) if e.is_dir() and e.name[0] != "."
+            )
+        except FileNotFoundError:
+            return []
+
+    def get_run(self, run_id: str) -> Run:
+        from molexp.core.runs import Run
+
+        return Run.load(self, run_id)
+
+    def runs(self, status: str | Sequence[str] | None = None) -> list[Run]:
+        """Readable runs of this experiment (a corrupt record raises)."""
+        from molexp.core.runs import Run
+
+        wanted = {status} if isinstance(status, str) else set(status or ())
+        out = []
+        for run_id in self.run_ids():
+            try:
+                run = Run.load(self, run_id)
+            except FileNotFoundError:
+                continue
+            if not wanted or run.observed_status() in wanted:
+                out.append(run)
+        return out
+
+    def run(self, id: str | None = None, params: Mapping[str, Any] | None = None) -> Run:
+        """A fresh ``pending`` run with a random id (or the explicit ``id``)."""
+        from molexp.core.runs import create_run
+
+        return create_run(self, run_id=id, params=params)
+
+    def run_for(
+        self,
+        replica: int = 0,
+        profile: str | None = None,
+        overrides: Mapping[str, Any] | Sequence[tuple[str, Any]] | None = None,
+        params: Mapping[str, Any] | None = None,
+        config: str | os.PathLike[str] | None = None,
+        cwd: str | os.PathLike[str] | None = None,
+    ) -> Run:
+        """The deterministic run the CLI would use (created as ``pending`` if new)."""
+        from molexp.core.plan import plan_one
+        from molexp.core.profiles import resolve_config
+        from molexp.core.runs import ensure_run
+
+        items = list(overrides.items()) if isinstance(overrides, Mapping) else list(overrides or [])
+        resolved = resolve_config(
+            Path(config) if config is not None else None,
+            Path(cwd) if cwd is not None else Path.cwd(),
+            profile,
+            items,
+        )
+        spec = plan_one(self, replica, resolved, dict(params or {}))
+        return ensure_run(self, spec)
