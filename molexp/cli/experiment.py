@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -56,12 +56,12 @@ def parse_seeds(text: str | None) -> list[int] | None:
 @app.command("create")
 def create(
     ref: str = typer.Argument(..., help="PROJECT/NAME of the experiment."),
-    param: Optional[list[str]] = typer.Option(None, "--param", "-p", help="KEY=VALUE (repeatable; dotted keys nest)."),
-    params: Optional[Path] = typer.Option(None, "--params", help="YAML/JSON file of parameters."),
-    replicas: Optional[int] = typer.Option(None, "--replicas", "-r", help="Number of replicas (default 1)."),
-    seeds: Optional[str] = typer.Option(None, "--seeds", help="One seed per replica: 11,22,33 or [11, 22, 33]."),
-    command: Optional[str] = typer.Option(None, "--command", "-c", help="Command run through /bin/sh -c; {placeholders} are filled in."),
-    workflow: Optional[str] = typer.Option(None, "--workflow", help="File whose git provenance is captured."),
+    param: list[str] | None = typer.Option(None, "--param", "-p", help="KEY=VALUE (repeatable; dotted keys nest)."),
+    params: Path | None = typer.Option(None, "--params", help="YAML/JSON file of parameters."),
+    replicas: int | None = typer.Option(None, "--replicas", "-r", help="Number of replicas (default 1)."),
+    seeds: str | None = typer.Option(None, "--seeds", help="One seed per replica: 11,22,33 or [11, 22, 33]."),
+    command: str | None = typer.Option(None, "--command", "-c", help="Command run through /bin/sh -c; {placeholders} are filled in."),
+    workflow: str | None = typer.Option(None, "--workflow", help="File whose git provenance is captured."),
     description: str = typer.Option("", "--description", "-d", help="What the experiment tests."),
 ) -> None:
     """Define an experiment; identical definitions do nothing, different ones are refused."""
@@ -86,7 +86,7 @@ def create(
 
 @app.command("ls")
 def ls(
-    project: Optional[str] = typer.Argument(None, help="Only this project."),
+    project: str | None = typer.Argument(None, help="Only this project."),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON array."),
 ) -> None:
     """List experiments (of one project, or all)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -17,9 +17,9 @@ def _duration(record: dict[str, Any]) -> Any:
 
 
 def ls(
-    ref: Optional[str] = typer.Argument(None, help="PROJECT or PROJECT/EXPERIMENT (default: all)."),
-    status: Optional[list[str]] = typer.Option(None, "--status", "-s", help="Only runs with this status (repeatable)."),
-    where: Optional[list[str]] = typer.Option(None, "--where", help="KEY=VALUE on params, config or results (repeatable)."),
+    ref: str | None = typer.Argument(None, help="PROJECT or PROJECT/EXPERIMENT (default: all)."),
+    status: list[str] | None = typer.Option(None, "--status", "-s", help="Only runs with this status (repeatable)."),
+    where: list[str] | None = typer.Option(None, "--where", help="KEY=VALUE on params, config or results (repeatable)."),
     fmt: str = typer.Option("table", "--format", "-f", help="table, json, csv or ids."),
 ) -> None:
     """List runs with their status; unreadable records are named on stderr (exit 3)."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 from molexp.cli import output, state
@@ -15,7 +13,7 @@ app = typer.Typer(help="Create and list projects.", no_args_is_help=True)
 def create(
     name: str = typer.Argument(..., help="Project name."),
     description: str = typer.Option("", "--description", "-d", help="What the project is about."),
-    tag: Optional[list[str]] = typer.Option(None, "--tag", help="A tag (repeatable)."),
+    tag: list[str] | None = typer.Option(None, "--tag", help="A tag (repeatable)."),
 ) -> None:
     """Create a project (does nothing if it exists)."""
     ws = state.workspace()

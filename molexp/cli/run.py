@@ -3,23 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
-from molexp.cli import output, state
+from molexp.cli import state
 from molexp.errors import UsageError
 
 
 def run(
     ref: str = typer.Argument(..., help="PROJECT/EXPERIMENT to run."),
-    command: Optional[list[str]] = typer.Argument(None, help="Command after `--` (run as argv, no shell)."),
-    replica: Optional[list[int]] = typer.Option(None, "--replica", "-r", help="Replica index (repeatable; default: all)."),
-    profile: Optional[str] = typer.Option(None, "--profile", "-P", help="Profile from molcfg.yaml."),
-    config: Optional[Path] = typer.Option(None, "--config", help="Config file (default: ./molcfg.yaml, .yml or .json)."),
-    override: Optional[list[str]] = typer.Option(None, "--override", "-o", help="KEY=VALUE applied to the config (dotted keys nest)."),
-    param: Optional[list[str]] = typer.Option(None, "--param", "-p", help="KEY=VALUE overriding an experiment parameter."),
-    grid: Optional[list[str]] = typer.Option(None, "--grid", "-g", help="KEY=V1,V2,... (cartesian product; repeatable)."),
+    command: list[str] | None = typer.Argument(None, help="Command after `--` (run as argv, no shell)."),
+    replica: list[int] | None = typer.Option(None, "--replica", "-r", help="Replica index (repeatable; default: all)."),
+    profile: str | None = typer.Option(None, "--profile", "-P", help="Profile from molcfg.yaml."),
+    config: Path | None = typer.Option(None, "--config", help="Config file (default: ./molcfg.yaml, .yml or .json)."),
+    override: list[str] | None = typer.Option(None, "--override", "-o", help="KEY=VALUE applied to the config (dotted keys nest)."),
+    param: list[str] | None = typer.Option(None, "--param", "-p", help="KEY=VALUE overriding an experiment parameter."),
+    grid: list[str] | None = typer.Option(None, "--grid", "-g", help="KEY=V1,V2,... (cartesian product; repeatable)."),
     jobs: int = typer.Option(1, "--jobs", "-j", help="Run up to N runs at once."),
     force: bool = typer.Option(False, "--force", help="Start a new attempt even if the run succeeded."),
     wait: bool = typer.Option(False, "--wait", help="Wait for a run held elsewhere instead of exiting 3."),

@@ -16,7 +16,9 @@ def run_record(ref: Ref) -> dict[str, Any]:
     except FileNotFoundError:
         from molexp.errors import CorruptRecordError
 
-        raise CorruptRecordError(run_dir / RUN_FILE, "is missing (run directory without a record)")
+        raise CorruptRecordError(
+            run_dir / RUN_FILE, "is missing (run directory without a record)"
+        ) from None
     status, reason = observe(record, run_dir)
     if status != record["status"]:
         record["recorded_status"] = record["status"]
