@@ -27,7 +27,7 @@ lint: $(BIN)/molexp
 	$(BIN)/mypy
 
 docs: $(BIN)/molexp
-	$(BIN)/python -m molexp.tools.gen_docs
+	$(BIN)/typer molexp.cli.main utils docs --name molexp --title "molexp command reference" --output docs/cli.md
 
 bench: $(BIN)/molexp
 	$(BIN)/python benchmarks/run.py

@@ -13,7 +13,13 @@ FORMATS = ("table", "json", "csv", "ids")
 
 def _duration(record: dict[str, Any]) -> Any:
     attempts = record.get("attempts") or []
-    return attempts[-1].get("duration") if attempts else None
+    duration = attempts[-1].get("duration") if attempts else None
+    return f"{duration:.2f}s" if isinstance(duration, (int, float)) else None
+
+
+def _when(stamp: Any) -> Any:
+    """``2026-11-25T16:03:17.123456+00:00`` -> ``2026-11-25 16:03:17`` (UTC)."""
+    return stamp[:19].replace("T", " ") if isinstance(stamp, str) else stamp
 
 
 def ls(
@@ -55,10 +61,10 @@ def render(records: list[dict[str, Any]], fmt: str) -> None:
         for r in records:
             print(f"{r['project']}/{r['experiment']}/{r['id']}")
         return
-    columns = ["run", "status", "replica", "profile", "params", "attempts", "duration", "updated"]
+    columns = ["run", "status", "replica", "profile", "params", "attempts", "duration", "updated (UTC)"]
     rows = [
         [f"{r['project']}/{r['experiment']}/{r['id']}", r["status"], r["replica"], r.get("profile"),
-         r.get("params"), len(r.get("attempts") or []), _duration(r), r.get("updated_at")]
+         r.get("params"), len(r.get("attempts") or []), _duration(r), _when(r.get("updated_at"))]
         for r in records
     ]
     if fmt == "csv":

@@ -109,4 +109,6 @@ def scan(
         if where and not matches(record, where):
             continue
         out.records.append(record)
+    # Oldest first within each experiment (ids are hashes: their order means nothing).
+    out.records.sort(key=lambda r: (r["project"], r["experiment"], str(r.get("created_at")), r["id"]))
     return out
