@@ -105,10 +105,14 @@ def git_repo(tmp_path: Path) -> Iterator[Path]:
     yield repo
 
 
-def snapshot(root: Path) -> dict[str, bytes]:
-    """Every file under ``root`` with its bytes (to prove nothing changed)."""
+def snapshot(root: Path, derived: bool = False) -> dict[str, bytes]:
+    """Every file under ``root`` with its bytes (to prove nothing changed).
+
+    ``<workspace>/.molexp/`` holds only derived caches (deleting it loses
+    nothing), so it is left out unless ``derived`` is set.
+    """
     return {
         str(p.relative_to(root)): p.read_bytes()
         for p in sorted(root.rglob("*"))
-        if p.is_file()
+        if p.is_file() and (derived or ".molexp" not in p.relative_to(root).parts)
     }

@@ -109,6 +109,26 @@ def create_exclusive(path: Path, data: bytes) -> bool:
         tmp.unlink(missing_ok=True)
 
 
+def ensure_inside(root: Path, path: Path) -> Path:
+    """``path`` with symlinks resolved; refused unless it stays inside ``root``.
+
+    Everything molexp writes stays in the workspace (SPEC §2): a symlink inside
+    it that leads out (a ``runs`` folder linked to elsewhere, say) is refused
+    before anything is written through it.
+    """
+    from molexp.errors import WorkspaceError
+
+    real_root = root.resolve()
+    real = path.resolve()
+    if real != real_root and real_root not in real.parents:
+        raise WorkspaceError(
+            f"{path} leads outside the workspace {root} (to {real})",
+            "A symlink inside the workspace points out of it; molexp writes only inside "
+            "the workspace. Replace the link by a folder, or move the whole workspace.",
+        )
+    return real
+
+
 def dumps_json(record: Any) -> bytes:
     return (json.dumps(record, indent=2, ensure_ascii=False, allow_nan=False) + "\n").encode()
 
@@ -165,9 +185,46 @@ def parse_json_record(raw: bytes, path: Path, kind: str) -> dict[str, Any]:
     return check_schema(record, path, kind)
 
 
-def read_yaml_record(path: Path, kind: str) -> dict[str, Any]:
-    """Read a YAML definition; malformed YAML in a record file is a corrupt record."""
+CACHE_DIR = ".molexp/cache/yaml"
+
+
+def load_yaml_cached(raw: bytes, source: str, cache_dir: Path | None) -> Any:
+    """``values.load_yaml`` of ``raw``, through a content-addressed JSON cache.
+
+    Parsing YAML (and importing PyYAML) costs ~20 ms, a lot for a CLI called in
+    Makefile loops.  The cache is keyed by a hash of the bytes themselves, so it
+    can never be stale; deleting ``<workspace>/.molexp/`` loses nothing.  Values
+    whose JSON form would differ from the YAML (non-string keys) are not cached.
+    """
+    if cache_dir is None:
+        from molexp.core.values import load_yaml
+
+        return load_yaml(raw, source)
+    import xxhash
+
+    entry = cache_dir / f"{xxhash.xxh3_128_hexdigest(raw)}.json"
+    try:
+        return json.loads(entry.read_bytes())["value"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
     from molexp.core.values import load_yaml
+
+    value = load_yaml(raw, source)
+    try:
+        encoded = json.dumps({"value": value}, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError):
+        return value  # .inf/.nan or a non-JSON type: correct, just not cached
+    if json.loads(encoded)["value"] == value:
+        try:
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(entry, encoded.encode())
+        except OSError:
+            pass  # a read-only workspace still works, just slower
+    return value
+
+
+def read_yaml_record(path: Path, kind: str, cache_dir: Path | None = None) -> dict[str, Any]:
+    """Read a YAML definition; malformed YAML in a record file is a corrupt record."""
     from molexp.errors import UsageError
 
     try:
@@ -177,7 +234,7 @@ def read_yaml_record(path: Path, kind: str) -> dict[str, Any]:
     except OSError as exc:
         raise CorruptRecordError(path, f"cannot be read ({exc.strerror})") from exc
     try:
-        record = load_yaml(raw, str(path))
+        record = load_yaml_cached(raw, str(path), cache_dir)
     except UsageError as exc:
         raise CorruptRecordError(path, exc.message.removeprefix(f"{path}: ")) from exc
     if not isinstance(record, dict):

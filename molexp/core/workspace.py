@@ -79,6 +79,7 @@ class Workspace:
 
     def __init__(self, root: str | os.PathLike[str] = ".") -> None:
         self.root = Path(root).expanduser().absolute()
+        self.use_cache = True  # False: write nothing, not even derived data (--dry-run)
 
     def __repr__(self) -> str:
         return f"Workspace({str(self.root)!r})"
@@ -95,11 +96,16 @@ class Workspace:
     def projects_dir(self) -> Path:
         return self.root / "projects"
 
+    @property
+    def cache_dir(self) -> Path | None:
+        """Where parsed YAML is cached (derived data: safe to delete)."""
+        return self.root / store.CACHE_DIR if self.use_cache else None
+
     def exists(self) -> bool:
         return _is_molexp_workspace_file(self.definition_path)
 
     def definition(self) -> dict[str, Any]:
-        return store.read_yaml_record(self.definition_path, "workspace")
+        return store.read_yaml_record(self.definition_path, "workspace", self.cache_dir)
 
     @property
     def name(self) -> str:
@@ -195,7 +201,7 @@ class Project:
         return self.definition_path.is_file()
 
     def definition(self) -> dict[str, Any]:
-        record = store.read_yaml_record(self.definition_path, "project")
+        record = store.read_yaml_record(self.definition_path, "project", self.workspace.cache_dir)
         if record.get("name") != self.name:
             raise CorruptRecordError(
                 self.definition_path,
@@ -206,6 +212,7 @@ class Project:
     def create(self, description: str = "", tags: Sequence[str] = ()) -> bool:
         for tag in tags:
             validate_name(tag, "tag")
+        store.ensure_inside(self.workspace.root, self.path)
         self.path.mkdir(parents=True, exist_ok=True)
         record = {
             "schema_version": store.SCHEMA_VERSION,
@@ -296,6 +303,7 @@ class Project:
         source = base / workflow_source if workflow_source else base
         wanted["git"] = capture(source).summary()
         wanted["created_at"] = store.now_iso()
+        store.ensure_inside(self.workspace.root, exp.path)
         exp.path.mkdir(parents=True, exist_ok=True)
         from molexp.core.values import dump_yaml
 
@@ -383,7 +391,7 @@ class Experiment:
         """The validated definition; a hand-edited file that breaks the rules is refused."""
         if self._definition is None:
             path = self.definition_path
-            record = store.read_yaml_record(path, "experiment")
+            record = store.read_yaml_record(path, "experiment", self.workspace.cache_dir)
             if record.get("name") != self.name or record.get("project") != self.project.name:
                 raise CorruptRecordError(
                     path,
@@ -475,6 +483,7 @@ class Experiment:
             Path(cwd) if cwd is not None else Path.cwd(),
             profile,
             items,
+            cache_dir=self.workspace.cache_dir,
         )
         spec = plan_one(self, replica, resolved, dict(params or {}))
         return ensure_run(self, spec)
