@@ -2,8 +2,9 @@
 
 One handler maps errors to the exit codes of SPEC §10: a :class:`MolexpError`
 prints its one- or two-line message and exits with its code; a usage error from
-option parsing prints one line and exits 2; Ctrl-C exits 130; anything else is a
-bug: exit 70, traceback only with ``--debug``.
+option parsing prints one line and exits 2; Ctrl-C exits 130; a filesystem that
+refuses (an ``OSError`` naming a file) exits 3; anything else is a bug: exit 70,
+traceback only with ``--debug``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,14 @@ from typer.core import TyperGroup
 from molexp._version import __version__
 from molexp.cli import output
 from molexp.cli.state import STATE
-from molexp.errors import EXIT_INTERNAL, EXIT_SIGINT, EXIT_USAGE, MolexpError
+from molexp.errors import (
+    EXIT_INTERNAL,
+    EXIT_REFUSED,
+    EXIT_SIGINT,
+    EXIT_USAGE,
+    MolexpError,
+    UsageError,
+)
 
 
 class MolexpGroup(TyperGroup):
@@ -36,6 +44,7 @@ class MolexpGroup(TyperGroup):
 
     def _run(self, args: Any, prog_name: str, complete_var: str | None, **extra: Any) -> int:
         try:
+            _refuse_nul(sys.argv[1:] if args is None else args)
             rv = super().main(
                 args, prog_name, complete_var, standalone_mode=False, **extra
             )
@@ -43,7 +52,7 @@ class MolexpGroup(TyperGroup):
         except typer.Exit as exc:
             return exc.exit_code
         except MolexpError as exc:
-            output.error(str(exc))
+            output.error(_shorten(str(exc)))
             if STATE.debug:
                 raise
             return exc.exit_code
@@ -56,6 +65,13 @@ class MolexpGroup(TyperGroup):
             return _usage_error(exc)
         except BrokenPipeError:
             return 0
+        except OSError as exc:
+            if STATE.debug or exc.filename is None:
+                raise
+            # The filesystem refused (read-only, permission, not a directory, full).
+            output.error(_shorten(f"{exc.filename}: {exc.strerror or exc}"))
+            output.say("Check the path, its permissions and the free space, then retry.")
+            return EXIT_REFUSED
         except Exception as exc:
             if STATE.debug:
                 raise
@@ -66,6 +82,27 @@ class MolexpGroup(TyperGroup):
             return EXIT_INTERNAL
 
 
+MAX_LINE = 400
+
+
+def _shorten(message: str) -> str:
+    """Each line of a message cut to :data:`MAX_LINE` characters (middle elided):
+    a 100 kB argument echoed back is not a short message."""
+    half = (MAX_LINE - 5) // 2
+    return "\n".join(
+        line if len(line) <= MAX_LINE else f"{line[:half]} ... {line[-half:]}"
+        for line in message.splitlines()
+    )
+
+
+def _refuse_nul(args: Any) -> None:
+    """No real argv holds a NUL byte; refuse one (from the API) before parsing."""
+    for arg in args or ():
+        if isinstance(arg, str) and "\0" in arg:
+            shown = arg.encode("unicode_escape", "backslashreplace").decode("ascii")
+            raise UsageError(f"argument '{shown}' contains a NUL byte; pass printable text")
+
+
 def _usage_error(exc: Any) -> int:
     ctx = getattr(exc, "ctx", None)
     where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
@@ -74,7 +111,7 @@ def _usage_error(exc: Any) -> int:
     if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
         typer.echo(ctx.get_help())
         return EXIT_USAGE
-    output.error(f"{message}{where}")
+    output.error(_shorten(f"{message}{where}"))
     return int(getattr(exc, "exit_code", EXIT_USAGE)) or EXIT_USAGE
 
 
@@ -127,6 +164,24 @@ def _register() -> None:
     app.command("run")(run.run)
     app.command("ls")(ls.ls)
     app.command("show")(show.show)
+    from molexp.cli import bundle
+
+    app.command("export")(bundle.export)
+    app.command("import")(bundle.import_)
+    from molexp.cli import doctor
+
+    app.command("doctor")(doctor.doctor)
+    from molexp.cli import assets
+
+    app.add_typer(assets.app, name="assets")
+    from molexp.cli import compare
+
+    app.command("compare")(compare.compare)
+    app.command("diff")(compare.diff)
+    from molexp.cli import cancel, slurm
+
+    app.command("cancel")(cancel.cancel)
+    app.command("run-task", hidden=True)(slurm.run_task)
 
 
 _register()

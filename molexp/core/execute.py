@@ -106,9 +106,18 @@ def build_argv(
 ) -> list[str]:
     """The argv to execute: ``argv`` (no shell) or ``command`` through ``/bin/sh -c``."""
     if argv:
-        return [expand(arg, values, shell=False) for arg in argv]
-    assert command is not None
-    return ["/bin/sh", "-c", expand(command, values, shell=True)]
+        out = [expand(arg, values, shell=False) for arg in argv]
+    else:
+        assert command is not None
+        out = ["/bin/sh", "-c", expand(command, values, shell=True)]
+    if any("\0" in arg for arg in out):
+        from molexp.errors import UsageError
+
+        raise UsageError(
+            "the command holds a NUL byte once its {placeholders} are filled in",
+            "A parameter value contains a NUL byte; no program can receive one.",
+        )
+    return out
 
 
 @dataclass

@@ -12,19 +12,23 @@ import json
 import os
 import socket
 import sys
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from molexp.core import lock as locks
 from molexp.core import store
-from molexp.core.execute import SignalState, build_argv, run_command, write_json_file
 from molexp.core.gitinfo import GitInfo, capture
 from molexp.core.plan import RunSpec
 from molexp.core.runs import ACTIVE, Run, ensure_run, observe
 from molexp.core.workspace import Experiment
 from molexp.errors import EXIT_SIGINT, EXIT_SIGTERM, RunLockedError, UsageError
+
+if TYPE_CHECKING:
+    # Process handling is imported when an attempt runs, not for a no-op `run`.
+    from molexp.core.execute import SignalState
 
 RESULTS_FILE = "results.json"
 INPUTS_FILE = "inputs.jsonl"
@@ -41,6 +45,7 @@ class RunOptions:
     cwd: Path = field(default_factory=Path.cwd)
     executor: str = "local"
     scheduler_job_id: str | None = None
+    command: str | None = None  # the command recorded at submission (SLURM tasks)
     echo: bool = True
     git_cache: dict[str, GitInfo] = field(default_factory=dict)
 
@@ -81,7 +86,7 @@ def now() -> str:
     return store.now_iso()
 
 
-def close_stale(run: Run, reason: str | None = None) -> bool:
+def close_stale(run: Run, reason: str | None = None, status: str | None = None) -> bool:
     """Mark the active attempt of a run whose owner is gone as ``interrupted``.
 
     The caller holds the run's lock.  Returns whether the record changed.
@@ -90,7 +95,7 @@ def close_stale(run: Run, reason: str | None = None) -> bool:
     if rec["status"] not in ACTIVE or not rec["attempts"]:
         return False
     attempt = rec["attempts"][-1]
-    new_status = "interrupted" if rec["status"] == "running" else "cancelled"
+    new_status = status or ("interrupted" if rec["status"] == "running" else "cancelled")
     attempt["status"] = new_status
     attempt["finished_at"] = attempt.get("finished_at") or now()
     attempt["error"] = attempt.get("error") or reason or "its process ended without recording an outcome"
@@ -102,14 +107,16 @@ def close_stale(run: Run, reason: str | None = None) -> bool:
 
 def _merge_attempt_files(run: Run, attempt: dict[str, Any]) -> None:
     """Fold ``results.json`` and ``inputs.jsonl`` of an attempt into the record."""
+    from molexp.core.identity import normalise
+
     results_path = run.dir / RESULTS_FILE
     if results_path.exists() and attempt.get("results") is None:
         try:
             results = json.loads(results_path.read_bytes())
             if not isinstance(results, dict):
                 raise ValueError("not a JSON object")
-            attempt["results"] = results
-        except (ValueError, UnicodeDecodeError) as exc:
+            attempt["results"] = normalise(results, "results")  # NaN cannot be stored
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             attempt["results"] = {}
             attempt["error"] = attempt.get("error") or f"results.json ignored: {exc}"
     if attempt.get("results") is not None:
@@ -120,8 +127,8 @@ def _merge_attempt_files(run: Run, attempt: dict[str, Any]) -> None:
         seen = {json.dumps(i, sort_keys=True) for i in inputs}
         for line in inputs_path.read_text(encoding="utf-8", errors="replace").splitlines():
             try:
-                item = json.loads(line)
-            except ValueError:
+                item = normalise(json.loads(line), "inputs")  # (NaN cannot be stored)
+            except (ValueError, RecursionError):
                 continue  # a line torn by a crash of the command
             key = json.dumps(item, sort_keys=True)
             if isinstance(item, dict) and key not in seen:
@@ -163,13 +170,17 @@ def build_env(run: Run, workspace_root: Path, attempt_dir: Path, n: int) -> dict
     return env
 
 
+_GIT_LOCK = threading.Lock()  # with --jobs, one thread captures; the others wait for it
+
+
 def _git_for(exp: Experiment, options: RunOptions) -> GitInfo:
     source = exp.definition().get("workflow_source")
     path = options.cwd / source if source else options.cwd
     key = str(path)
-    if key not in options.git_cache:
-        options.git_cache[key] = capture(path)
-    return options.git_cache[key]
+    with _GIT_LOCK:
+        if key not in options.git_cache:
+            options.git_cache[key] = capture(path)
+        return options.git_cache[key]
 
 
 def execute(
@@ -183,7 +194,7 @@ def execute(
 def execute_run(run: Run, options: RunOptions, signals: SignalState) -> Outcome:
     exp = run.experiment
     definition = exp.definition()
-    if not options.argv and not definition.get("command"):
+    if not options.argv and not (options.command or definition.get("command")):
         raise UsageError(
             f"experiment {exp.ref} has no command",
             f"Give one after `--` (molexp run {exp.ref} -- CMD ...) or set `command:` in "
@@ -192,12 +203,19 @@ def execute_run(run: Run, options: RunOptions, signals: SignalState) -> Outcome:
     if run.status == "succeeded" and not options.force:
         return Outcome(run, "skipped", "succeeded", message="up to date")
     try:
-        held = locks.acquire(run.dir, "run", wait=options.wait)
+        held = locks.acquire(
+            run.dir, "run", wait=options.wait, give_up=lambda: signals.received is not None
+        )
     except RunLockedError as exc:
         return Outcome(run, "held", run.status, message=exc.message)
     try:
         run.reload()
         status, reason = observe(run.record, run.dir)
+        if options.executor == "slurm-task" and not _queued_for(run, options.scheduler_job_id):
+            return Outcome(
+                run, "skipped", run.status,
+                message=f"not queued for SLURM job {options.scheduler_job_id}; nothing to do",
+            )
         if run.status in ACTIVE:
             if run.status == "queued" and options.executor == "slurm-task":
                 pass  # this task is what the queue entry was waiting for
@@ -207,6 +225,8 @@ def execute_run(run: Run, options: RunOptions, signals: SignalState) -> Outcome:
                     message=f"run {run.id} is queued as SLURM job "
                     f"{run.record['attempts'][-1].get('scheduler_job_id')}",
                 )
+            elif run.status == "queued":
+                close_stale(run, "its SLURM job left the queue before the run started")
             else:
                 close_stale(run, reason or "its owner is gone")
         if run.status == "succeeded" and not options.force:
@@ -217,6 +237,12 @@ def execute_run(run: Run, options: RunOptions, signals: SignalState) -> Outcome:
         held.release()
 
 
+def _queued_for(run: Run, job: str | None) -> bool:
+    """Whether ``run`` waits for (or, requeued, was started by) SLURM task ``job``."""
+    attempts = run.record["attempts"]
+    return run.status in ACTIVE and bool(attempts) and attempts[-1].get("scheduler_job_id") == job
+
+
 def _queue_entry_gone(run: Run) -> bool:
     from molexp.core import slurm
 
@@ -224,6 +250,8 @@ def _queue_entry_gone(run: Run) -> bool:
 
 
 def _attempt(run: Run, options: RunOptions, signals: SignalState) -> Outcome:
+    from molexp.core.execute import build_argv, run_command, write_json_file
+
     exp = run.experiment
     ws_root = exp.workspace.root
     rec = run.record
@@ -236,9 +264,11 @@ def _attempt(run: Run, options: RunOptions, signals: SignalState) -> Outcome:
         attempt = {"n": n}
         rec["attempts"].append(attempt)
     attempt_dir = run.attempt_dir(n)
-    attempt_dir.mkdir(parents=True, exist_ok=True)
     values = placeholder_values(run, ws_root)
-    argv = build_argv(exp.definition().get("command"), options.argv, values)
+    argv = build_argv(options.command or exp.definition().get("command"), options.argv, values)
+    for log in ("stdout.log", "stderr.log"):
+        store.ensure_inside(ws_root, attempt_dir / log)
+    attempt_dir.mkdir(parents=True, exist_ok=True)
     git = _git_for(exp, options)
     attempt.update(
         status="running",
@@ -348,15 +378,21 @@ def run_many(
     specs: Sequence[RunSpec],
     options: RunOptions,
     jobs: int = 1,
-    on_start: Any = None,
-    on_done: Any = None,
+    on_start: Callable[[RunSpec], object] | None = None,
+    on_done: Callable[[Outcome], object] | None = None,
     fail_fast: bool = False,
 ) -> tuple[list[Outcome], int | None]:
     """Execute ``specs`` (up to ``jobs`` at once); return outcomes and any signal.
 
     SIGINT/SIGTERM are forwarded to every running command; runs not yet started
-    are not started.  ``on_start(spec)`` and ``on_done(outcome)`` report progress.
+    are not started.  With ``fail_fast`` no run starts after the first failure
+    (running ones finish).  An error raised for one run (a corrupt record, say)
+    also stops new starts; it is re-raised once the running ones have finished.
+    ``on_start(spec)`` and ``on_done(outcome)`` report progress (from worker
+    threads when ``jobs`` > 1).  Runs never started have no outcome.
     """
+    from molexp.core.execute import SignalState
+
     signals = SignalState()
     signals.install()
     outcomes: list[Outcome | None] = [None] * len(specs)
@@ -368,7 +404,11 @@ def run_many(
             return
         if on_start is not None:
             on_start(specs[i])
-        outcome = execute(exp, specs[i], options, signals)
+        try:
+            outcome = execute(exp, specs[i], options, signals)
+        except BaseException:
+            stop = True
+            raise
         outcomes[i] = outcome
         if fail_fast and outcome.status == "failed" and outcome.action == "executed":
             stop = True

@@ -18,6 +18,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -239,14 +240,22 @@ def try_acquire(run_dir: Path, purpose: str = "run") -> RunLock | LockState:
 
 
 def acquire(
-    run_dir: Path, purpose: str = "run", wait: bool = False, poll: float = 0.2
+    run_dir: Path,
+    purpose: str = "run",
+    wait: bool = False,
+    poll: float = 0.2,
+    give_up: Callable[[], bool] | None = None,
 ) -> RunLock:
-    """Take the run's lock or raise :class:`RunLockedError` naming the holder."""
+    """Take the run's lock or raise :class:`RunLockedError` naming the holder.
+
+    With ``wait``, poll until the holder is gone, or until ``give_up()`` is true
+    (a signal arrived): then raise as if not waiting.
+    """
     while True:
         got = try_acquire(run_dir, purpose)
         if isinstance(got, RunLock):
             return got
-        if not wait:
+        if not wait or (give_up is not None and give_up()):
             raise RunLockedError(
                 f"run {run_dir.name} is held by {got.describe()}",
                 "Wait for it (`molexp run --wait`) or stop it with `molexp cancel`.",

@@ -10,6 +10,7 @@ import copy
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from molexp.core import identity
@@ -92,22 +93,90 @@ def plan(
     replicas: Sequence[int] | None = None,
     param_assignments: Sequence[tuple[str, Any]] = (),
     grid: Sequence[tuple[str, Sequence[Any]]] = (),
+    points: Sequence[Sequence[tuple[str, Any]]] = (),
 ) -> list[RunSpec]:
-    """One spec per grid point and replica, in a stable order, without duplicates."""
+    """One spec per point and replica, in a stable order, without duplicates.
+
+    The points are ``points`` (explicit ones, e.g. from a grid file; default one
+    empty point) times the cartesian product of ``grid``; each point's assignments
+    apply after ``param_assignments``.
+    """
     chosen = check_replicas(exp, replicas)
     keys = [key for key, _ in grid]
     if len(set(keys)) != len(keys):
-        raise UsageError(f"--grid names a key twice: {', '.join(keys)}")
+        dupes = sorted({k for k in keys if keys.count(k) > 1})
+        raise UsageError(f"--grid names a key twice: {', '.join(dupes)}")
     specs: list[RunSpec] = []
     seen: set[str] = set()
-    for point in itertools.product(*(values for _, values in grid)):
-        params = effective_params(exp.params, [*param_assignments, *zip(keys, point)])
+    products = itertools.product(points or [()], itertools.product(*(v for _, v in grid)))
+    for explicit, point in products:
+        clash = sorted({k for k, _ in explicit} & set(keys))
+        if clash:
+            raise UsageError(
+                f"grid key {clash[0]!r} is set both by a listed point and by a grid of values",
+                "Give each key either in the points list or as a grid, not both.",
+            )
+        params = effective_params(
+            exp.params, [*param_assignments, *explicit, *zip(keys, point)]
+        )
         for replica in chosen:
             spec = make_spec(exp, params, replica, resolved)
             if spec.run_id not in seen:
                 seen.add(spec.run_id)
                 specs.append(spec)
     return specs
+
+
+@dataclass(frozen=True)
+class GridFile:
+    """A sweep read from ``--grid-file``: a grid of values and/or explicit points."""
+
+    grid: list[tuple[str, list[Any]]]
+    points: list[list[tuple[str, Any]]]
+
+
+def _grid_key(key: Any, source: str) -> str:
+    segments = key.split(".") if isinstance(key, str) else []
+    if not segments or any(not s.strip() for s in segments):
+        raise UsageError(
+            f"{source}: {key!r} is not a parameter name; keys are names or dotted paths (a.b.c)"
+        )
+    return ".".join(s.strip() for s in segments)
+
+
+def read_grid_file(path: Path) -> GridFile:
+    """Read a sweep file (YAML, SPEC §7 values).
+
+    Either a mapping ``KEY: [V1, V2, ...]`` (cartesian product; a value that is not
+    a list is a single value, so one list-valued point is ``[[64, 64]]``), or a
+    list of mappings ``- {KEY: VALUE, ...}``, one explicit point each.
+    """
+    from molexp.core.values import load_yaml
+
+    source = str(path)
+    try:
+        data = load_yaml(path.read_bytes(), source)
+    except FileNotFoundError:
+        raise UsageError(f"--grid-file {source}: no such file") from None
+    except IsADirectoryError:
+        raise UsageError(f"--grid-file {source}: is a directory, not a YAML file") from None
+    if isinstance(data, dict) and data:
+        grid: list[tuple[str, list[Any]]] = []
+        for key, values in data.items():
+            name = _grid_key(key, source)
+            values = values if isinstance(values, list) else [values]
+            if not values:
+                raise UsageError(f"{source}: {name} has an empty list of values")
+            grid.append((name, values))
+        return GridFile(grid, [])
+    if isinstance(data, list) and data and all(isinstance(p, dict) for p in data):
+        points = [[(_grid_key(k, source), v) for k, v in p.items()] for p in data]
+        return GridFile([], points)
+    raise UsageError(
+        f"{source}: a sweep file is a mapping KEY: [VALUES...] or a list of mappings "
+        "(one point each)",
+        "Example: `lr: [0.001, 0.0001]` on one line per parameter.",
+    )
 
 
 def plan_one(

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from molexp.core import identity, store
-from molexp.core.lock import read_lock
 from molexp.errors import CorruptRecordError, NotFoundError, UsageError
 
 if TYPE_CHECKING:
@@ -114,7 +113,7 @@ class Run:
 
     @classmethod
     def load(cls, exp: Experiment, run_id: str) -> Run:
-        path = exp.runs_dir / run_id / RUN_FILE
+        path = exp.runs_dir / check_run_dir_name(run_id) / RUN_FILE
         return cls(exp, run_id, load_record(path, exp.project.name, exp.name))
 
     def reload(self) -> Run:
@@ -163,7 +162,17 @@ class Run:
     def save(self) -> None:
         """Write the record atomically (the caller holds the run's lock)."""
         self.record["updated_at"] = store.now_iso()
+        store.ensure_inside(self.experiment.workspace.root, self.path)
         store.write_json(self.path, self.record)
+
+
+def check_run_dir_name(run_id: str) -> str:
+    """Refuse a run id that is not one folder name (``..``, ``a/b``): no path games."""
+    if not run_id or run_id in (".", "..") or "/" in run_id or "\0" in run_id:
+        raise NotFoundError(
+            f"invalid run id {run_id!r}", "Run ids are 16 hex characters; `molexp ls` lists them."
+        )
+    return run_id
 
 
 def observe(record: dict[str, Any], run_dir: Path) -> tuple[str, str | None]:
@@ -173,6 +182,8 @@ def observe(record: dict[str, Any], run_dir: Path) -> tuple[str, str | None]:
         return status, None
     attempts = record.get("attempts") or []
     executor = attempts[-1].get("executor") if attempts else "local"
+    from molexp.core.lock import read_lock  # (socket, threading: only for running records)
+
     lock = read_lock(run_dir)
     if lock is None:
         try:
@@ -207,6 +218,7 @@ def create_run(
     merged = effective_params(exp.params, list((params or {}).items()))
     record = new_record(exp, rid, merged, 0, exp.seed_for(0), None, {}, "random")
     exp.definition()
+    store.ensure_inside(exp.workspace.root, exp.runs_dir / rid)
     (exp.runs_dir / rid).mkdir(parents=True, exist_ok=True)
     if not store.create_exclusive(exp.runs_dir / rid / RUN_FILE, store.dumps_json(record)):
         raise UsageError(f"run {exp.ref}/{rid} already exists")
@@ -221,16 +233,24 @@ def ensure_run(exp: Experiment, spec: RunSpec) -> Run:
         return Run(exp, spec.run_id, load_record(path, spec.project, spec.experiment))
     except FileNotFoundError:
         pass
+    if (run_dir / "attempts").exists():
+        raise CorruptRecordError(
+            path,
+            "is missing, but the run directory holds attempts",
+            "Restore run.json (from a backup), or move the run directory away; "
+            "molexp will not start over on top of its logs.",
+        )
     record = new_record(
         exp, spec.run_id, spec.params, spec.replica, spec.seed, spec.profile, spec.config, "derived"
     )
+    store.ensure_inside(exp.workspace.root, run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     store.create_exclusive(path, store.dumps_json(record))
     return Run(exp, spec.run_id, load_record(path, spec.project, spec.experiment))
 
 
 def find_run_dir(exp: Experiment, run_id: str) -> Path:
-    path = exp.runs_dir / run_id
+    path = exp.runs_dir / check_run_dir_name(run_id)
     if not (path / RUN_FILE).exists():
         raise NotFoundError(f"no run {exp.ref}/{run_id}")
     return path

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from molexp.core.refs import Ref
-from molexp.core.runs import RUN_FILE, load_record, observe
+from molexp.core.runs import ACTIVE, RUN_FILE, Run, load_record, observe
 
 
 def run_record(ref: Ref) -> dict[str, Any]:
@@ -20,7 +20,12 @@ def run_record(ref: Ref) -> dict[str, Any]:
             run_dir / RUN_FILE, "is missing (run directory without a record)"
         ) from None
     status, reason = observe(record, run_dir)
-    if status != record["status"]:
+    if record["status"] in ACTIVE and (record.get("attempts") or [{}])[-1].get("executor") == "slurm":
+        from molexp.core import slurm
+
+        (seen,) = slurm.observe_many([Run(ref.experiment, ref.run_id, record)])
+        record = slurm.annotate(seen)
+    elif status != record["status"]:
         record["recorded_status"] = record["status"]
         record["status"] = status
         record["status_reason"] = reason
@@ -37,16 +42,23 @@ def describe(ref: Ref) -> dict[str, Any]:
         record = dict(ref.experiment.definition())
         by_status: dict[str, int] = {}
         ids = ref.experiment.run_ids()
+        slurm_runs: list[Run] = []
         for run_id in ids:
             try:
-                status = observe(
-                    load_record(ref.experiment.runs_dir / run_id / RUN_FILE,
-                                ref.experiment.project.name, ref.experiment.name),
-                    ref.experiment.runs_dir / run_id,
-                )[0]
+                run = Run.load(ref.experiment, run_id)
+                status = observe(run.record, run.dir)[0]
             except (FileNotFoundError, Exception):  # noqa: BLE001 - counted, not fatal
                 status = "unreadable"
+            else:
+                if run.status in ACTIVE and run.attempts and run.attempts[-1].get("executor") == "slurm":
+                    slurm_runs.append(run)  # asked about below, all at once
+                    continue
             by_status[status] = by_status.get(status, 0) + 1
+        if slurm_runs:
+            from molexp.core import slurm
+
+            for seen in slurm.observe_many(slurm_runs):
+                by_status[seen.status] = by_status.get(seen.status, 0) + 1
         record["runs"] = {"total": len(ids), "by_status": by_status}
         record["path"] = str(ref.experiment.path)
         return record

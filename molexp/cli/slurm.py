@@ -1,0 +1,95 @@
+"""SLURM in the CLI: `run --executor slurm` rendering and the hidden `run-task`."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import typer
+
+from molexp.cli import output, state
+
+if TYPE_CHECKING:
+    from molexp.core.lifecycle import Outcome, RunOptions
+    from molexp.core.plan import RunSpec
+    from molexp.core.workspace import Experiment
+
+
+def _line(o: Outcome) -> str:
+    rec = o.run.record
+    profile = f", profile {rec.get('profile')}" if rec.get("profile") else ""
+    label = f"{o.run.ref} (replica {rec['replica']}{profile})"
+    return f"{label}: {o.message or o.status}"
+
+
+def _json(o: Outcome) -> dict[str, object]:
+    data = o.to_json()
+    attempts = o.run.record.get("attempts") or []
+    data["scheduler_job_id"] = attempts[-1].get("scheduler_job_id") if attempts else None
+    return data
+
+
+def _summary(exp: Experiment, outcomes: Sequence[Outcome]) -> str:
+    names = {"skipped": "up to date", "held": "already queued or running", "planned": "to submit"}
+    counts: dict[str, int] = {}
+    for o in outcomes:
+        counts[names.get(o.action, o.action)] = counts.get(names.get(o.action, o.action), 0) + 1
+    return f"{len(outcomes)} run(s) of {exp.ref}: " + ", ".join(
+        f"{n} {k}" for k, n in sorted(counts.items())
+    )
+
+
+def submit(
+    exp: Experiment,
+    specs: Sequence[RunSpec],
+    options: RunOptions,
+    sbatch_args: Sequence[str],
+    dry_run: bool,
+    json_out: bool,
+) -> int:
+    """`molexp run --executor slurm`: submit (or print) one job array; the exit code."""
+    from molexp.core import lifecycle, slurm
+
+    if dry_run:
+        plan = slurm.prepare(exp, specs, options, sbatch_args)
+        for o in plan.outcomes:
+            output.say(_line(o))
+            if json_out:
+                output.print_json_line(_json(o))
+        output.say(_summary(exp, plan.outcomes) + (" (dry run: nothing submitted)"))
+        if plan.script is not None and not json_out:
+            sys.stdout.write(plan.script)
+        return 0
+    sub = slurm.submit(exp, specs, options, sbatch_args)
+    for o in sub.outcomes:
+        output.say(_line(o))
+        if json_out:
+            output.print_json_line(_json(o))
+    output.say(_summary(exp, sub.outcomes))
+    if sub.job_id is None:
+        output.say("nothing submitted")
+    else:
+        output.say(f"SLURM job array {sub.job_id} (script: {sub.script_path})")
+    return lifecycle.exit_code_for(sub.outcomes, None)
+
+
+def run_task(
+    ref: str = typer.Argument(..., help="PROJECT/EXPERIMENT/RUN_ID queued for this array task."),
+) -> None:
+    """Run one queued run inside its SLURM array task (written into batch scripts)."""
+    from molexp.core import lifecycle, slurm
+    from molexp.core.refs import resolve
+    from molexp.errors import UsageError
+
+    job = slurm.task_job_id()
+    target = resolve(state.workspace(), ref)
+    if target.kind != "run" or target.experiment is None or target.run_id is None:
+        raise UsageError(f"run-task needs PROJECT/EXPERIMENT/RUN_ID, got {ref!r}")
+    run = target.experiment.get_run(target.run_id)
+    outcome, signal = slurm.run_task(run, job)
+    output.say(
+        f"molexp run-task {run.ref} (SLURM job {job}): {outcome.action}, {outcome.status}"
+        + (f" ({outcome.message})" if outcome.message else "")
+    )
+    raise typer.Exit(lifecycle.exit_code_for([outcome], signal))
