@@ -6,11 +6,11 @@ from typing import Any
 
 import typer
 
-from molexp.cli import output, state
+from molexp.cli import complete, output, state
 
 
 def show(
-    ref: str = typer.Argument(".", help="PROJECT, PROJECT/EXPERIMENT, PROJECT/EXPERIMENT/RUN_ID or a run-id prefix."),
+    ref: str = typer.Argument(".", autocompletion=complete.ref, help="PROJECT, PROJECT/EXPERIMENT, PROJECT/EXPERIMENT/RUN_ID, a run-id prefix, or SCOPE:ASSET (.:NAME for the workspace)."),
     json_out: bool = typer.Option(False, "--json", help="Print the record as JSON."),
 ) -> None:
     """Show what REF names: its record, and for a run its attempts, results and inputs."""
@@ -18,6 +18,12 @@ def show(
     from molexp.core.refs import resolve
 
     ws = state.workspace()
+    if ":" in ref:  # SCOPE:NAME is an asset (SPEC §11)
+        from molexp.core import assets
+
+        record = assets.describe(assets.asset_by_ref(ws, ref))
+        (output.print_json if json_out else _generic)(record)
+        return
     target = resolve(ws, ref)
     record = summary.describe(target)
     if json_out:

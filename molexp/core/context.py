@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from molexp.errors import UsageError
+
+RESULTS_LOCK = ".results.lock"
 
 
 class RunContext:
@@ -77,9 +81,13 @@ class RunContext:
         from molexp.core.identity import normalise
         from molexp.core.store import write_json
 
-        merged = self.results()
-        merged.update(normalise(values, "results"))
-        write_json(self.results_file, merged)
+        clean = normalise(values, "results")
+        # Several processes of one run may set results at once: read-merge-write
+        # under an exclusive lock on a sidecar file, so no key is ever lost.
+        with _locked(self.results_file.parent / RESULTS_LOCK):
+            merged = self.results()
+            merged.update(clean)
+            write_json(self.results_file, merged)
 
     def artifact_path(self, name: str) -> Path:
         """A path under the run's ``artifacts/`` (parent folders are created)."""
@@ -89,6 +97,46 @@ class RunContext:
             raise UsageError(f"artifact path {name!r} leaves the run's artifacts folder")
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
+
+    def find_asset(self, name: str, scope: str | None = None) -> Path:
+        """The path of asset ``name`` (experiment → project → workspace, or from
+        ``scope``), recorded as an input of this run (SPEC §11)."""
+        from molexp.core.assets import find_for_run
+
+        return find_for_run(self, name, scope).path
+
+    def register_asset(
+        self,
+        name: str,
+        path: str | os.PathLike[str],
+        mode: str = "copy",
+        replace: bool = False,
+        description: str | None = None,
+        tags: list[str] | None = None,
+    ) -> Path:
+        """Add ``path`` as asset ``name`` of this run's experiment (producer: this run).
+
+        ``mode`` is ``copy``, ``move``, ``link`` or ``ref``; returns the asset's path.
+        """
+        from molexp.core.assets import add_asset, run_scope
+        from molexp.core.workspace import Workspace
+
+        scope = run_scope(self, Workspace(self.workspace_root))
+        result = add_asset(scope, name, path, mode, replace, description, tags, self.run_id)
+        return result.asset.path
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created with the user's umask)."""
+    import fcntl
+
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def current_run() -> RunContext:

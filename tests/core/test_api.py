@@ -88,8 +88,9 @@ def test_current_run_outside_a_run_is_a_clear_error() -> None:
 
 
 def test_current_run_inside_a_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from molexp.cli.main import app
     from typer.testing import CliRunner
+
+    from molexp.cli.main import app
 
     monkeypatch.chdir(tmp_path)
     exp = mx.Workspace(tmp_path).project("p").experiment(
