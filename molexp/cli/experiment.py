@@ -7,8 +7,8 @@ from typing import Any
 
 import typer
 
-from molexp.cli import output, state
-from molexp.errors import UsageError
+from molexp.cli import complete, output, state
+from molexp.errors import MolexpError, UsageError
 
 app = typer.Typer(help="Create and list experiments.", no_args_is_help=True)
 
@@ -86,22 +86,28 @@ def create(
 
 @app.command("ls")
 def ls(
-    project: str | None = typer.Argument(None, help="Only this project."),
+    project: str | None = typer.Argument(None, autocompletion=complete.project, help="Only this project."),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON array."),
 ) -> None:
     """List experiments (of one project, or all)."""
     ws = state.workspace()
     projects = [ws.get_project(project)] if project else ws.projects()
     rows = []
+    problems: list[MolexpError] = []
     for proj in projects:
         for exp in proj.experiments():
-            record = dict(exp.definition())
+            try:
+                record = dict(exp.definition())
+            except MolexpError as exc:  # one bad definition never hides the others
+                problems.append(exc)
+                continue
             record["runs"] = len(exp.run_ids())
             rows.append(record)
     if json_out:
         output.print_json(rows)
-        return
-    output.print_table(
-        ["experiment", "replicas", "runs", "params", "command"],
-        [[f"{r['project']}/{r['name']}", r["replicas"], r["runs"], r["params"], r.get("command")] for r in rows],
-    )
+    else:
+        output.print_table(
+            ["experiment", "replicas", "runs", "params", "command"],
+            [[f"{r['project']}/{r['name']}", r["replicas"], r["runs"], r["params"], r.get("command")] for r in rows],
+        )
+    output.report_problems(problems)

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
+import json
+import sys
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from molexp.cli import output, state
+from molexp.cli import complete, output, state
+
+if TYPE_CHECKING:
+    from molexp.core.listing import Selection
 
 FORMATS = ("table", "json", "csv", "ids")
 
 
-def _duration(record: dict[str, Any]) -> Any:
-    attempts = record.get("attempts") or []
-    duration = attempts[-1].get("duration") if attempts else None
+def _duration(summary: dict[str, Any]) -> Any:
+    duration = (summary.get("last_attempt") or {}).get("duration")
     return f"{duration:.2f}s" if isinstance(duration, (int, float)) else None
 
 
@@ -23,13 +28,13 @@ def _when(stamp: Any) -> Any:
 
 
 def ls(
-    ref: str | None = typer.Argument(None, help="PROJECT or PROJECT/EXPERIMENT (default: all)."),
+    ref: str | None = typer.Argument(None, autocompletion=complete.container_ref, help="PROJECT or PROJECT/EXPERIMENT (default: all)."),
     status: list[str] | None = typer.Option(None, "--status", "-s", help="Only runs with this status (repeatable)."),
     where: list[str] | None = typer.Option(None, "--where", help="KEY=VALUE on params, config or results (repeatable)."),
     fmt: str = typer.Option("table", "--format", "-f", help="table, json, csv or ids."),
 ) -> None:
     """List runs with their status; unreadable records are named on stderr (exit 3)."""
-    from molexp.core.listing import parse_where, scan
+    from molexp.core.listing import parse_where, select
     from molexp.errors import UsageError
 
     if fmt not in FORMATS:
@@ -44,8 +49,8 @@ def ls(
             raise UsageError(f"molexp ls takes PROJECT or PROJECT/EXPERIMENT; use `molexp show {ref}`")
         project = target.project.name if target.project else None
         experiment = target.experiment.name if target.experiment else None
-    listing = scan(ws, project, experiment, status or [], parse_where(where or []))
-    render(listing.records, fmt)
+    listing = select(ws, project, experiment, status or [], parse_where(where or []))
+    render(listing, fmt)
     for problem in listing.problems:
         output.error(str(problem).splitlines()[0])
     if listing.problems:
@@ -53,21 +58,32 @@ def ls(
         raise typer.Exit(3)
 
 
-def render(records: list[dict[str, Any]], fmt: str) -> None:
+def render(listing: Selection, fmt: str) -> None:
+    """Print the selected runs; only JSON reads full records (one at a time)."""
     if fmt == "json":
-        output.print_json(records)
+        _print_json_array(listing.records())
         return
     if fmt == "ids":
-        for r in records:
-            print(f"{r['project']}/{r['experiment']}/{r['id']}")
+        sys.stdout.write("".join(f"{r.ref}\n" for r in listing.rows))
         return
     columns = ["run", "status", "replica", "profile", "params", "attempts", "duration", "updated (UTC)"]
-    rows = [
-        [f"{r['project']}/{r['experiment']}/{r['id']}", r["status"], r["replica"], r.get("profile"),
-         r.get("params"), len(r.get("attempts") or []), _duration(r), _when(r.get("updated_at"))]
-        for r in records
-    ]
+    rows = []
+    for row in listing.rows:
+        s = row.summary()
+        rows.append([row.ref, row.status, s.get("replica"), s.get("profile"), s.get("params"),
+                     s.get("attempt_count"), _duration(s), _when(s.get("updated_at"))])
     if fmt == "csv":
         output.print_csv(columns, rows)
     else:
         output.print_table(columns, rows)
+
+
+def _print_json_array(records: Iterable[dict[str, Any]]) -> None:
+    """``output.print_json(list(records))``, written as the records are read."""
+    write = sys.stdout.write
+    first = True
+    for record in records:
+        text = json.dumps(record, indent=2, ensure_ascii=False)
+        write(("[\n  " if first else ",\n  ") + text.replace("\n", "\n  "))
+        first = False
+    write("[]\n" if first else "\n]\n")

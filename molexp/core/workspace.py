@@ -50,7 +50,7 @@ def find_workspace_root(explicit: str | os.PathLike[str] | None, cwd: Path | Non
     """The workspace root from ``-w``, ``$MOLEXP_WORKSPACE`` or walking up from cwd."""
     given = explicit if explicit is not None else os.environ.get("MOLEXP_WORKSPACE") or None
     if given is not None:
-        root = Path(given).expanduser().absolute()
+        root = Path(os.path.abspath(Path(given).expanduser()))
         if not _is_molexp_workspace_file(root / WORKSPACE_FILE):
             source = "--workspace" if explicit is not None else "$MOLEXP_WORKSPACE"
             raise WorkspaceNotFoundError(
@@ -78,7 +78,7 @@ class Workspace:
     """A root directory holding a body of work; writes nothing until asked."""
 
     def __init__(self, root: str | os.PathLike[str] = ".") -> None:
-        self.root = Path(root).expanduser().absolute()
+        self.root = Path(os.path.abspath(Path(root).expanduser()))  # normalise "..", keep symlinks
         self.use_cache = True  # False: write nothing, not even derived data (--dry-run)
 
     def __repr__(self) -> str:

@@ -1,0 +1,1 @@
+complete --command molexp --no-files --arguments "(env _MOLEXP_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) molexp)" --condition "env _MOLEXP_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) molexp"
