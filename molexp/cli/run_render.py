@@ -1,8 +1,17 @@
-"""Rendering of `molexp run`: progress lines on stderr, JSON lines on stdout."""
+"""Rendering of `molexp run`: progress on stderr, JSON lines on stdout.
+
+One run at a time (``--jobs 1``), the command's output streams to the terminal and
+one line per run follows it.  Several at once, command output goes only to the
+logs (interleaved output of concurrent commands is unreadable); stderr shows a
+live progress display on a terminal (runs done / failed / running, elapsed time,
+a line per finished run above it) and plain ``[k/N] ...`` lines when piped.
+"""
 
 from __future__ import annotations
 
+import sys
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,8 +39,8 @@ def describe(outcome: Outcome) -> str:
         return f"{_label(outcome)}: {outcome.message}"
     att = outcome.run.record["attempts"][-1] if outcome.run.record["attempts"] else {}
     took = f" in {att['duration']:.2f}s" if att.get("duration") is not None else ""
-    if outcome.status == "succeeded":
-        return f"{_label(outcome)}: succeeded{took} (attempt {outcome.attempt})"
+    if outcome.status in ("succeeded", "cancelled"):
+        return f"{_label(outcome)}: {outcome.status}{took} (attempt {outcome.attempt})"
     logs = outcome.run.attempt_dir(outcome.attempt or 0) / "stderr.log"
     return (
         f"{_label(outcome)}: {outcome.status} with exit code {outcome.exit_code}{took} "
@@ -39,42 +48,178 @@ def describe(outcome: Outcome) -> str:
     )
 
 
-def report(
-    exp: Experiment, specs: Sequence[RunSpec], options: RunOptions, jobs: int, json_out: bool
-) -> tuple[list[Outcome], int | None]:
-    lock = threading.Lock()
+def _category(outcome: Outcome) -> str:
+    if outcome.action == "skipped":
+        return "up to date"
+    if outcome.action == "executed":
+        return outcome.status
+    return outcome.action
 
-    def on_start(spec: RunSpec) -> None:
-        pass
+
+def _is_failure(outcome: Outcome) -> bool:
+    return outcome.action == "executed" and outcome.status in ("failed", "interrupted")
+
+
+class _Display:
+    """Progress of a batch of runs; thread-safe (callbacks come from workers)."""
+
+    def __init__(self, total: int, title: str, live: bool, prefix: bool) -> None:
+        self.total = total
+        self.prefix = prefix
+        self.done = 0
+        self.running = 0
+        self.failed = 0
+        self.cancelled = 0
+        self.up_to_date = 0
+        self.lock = threading.Lock()
+        self.progress: Any = None
+        self.task: Any = None
+        if live:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                SpinnerColumn,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
+            self.progress = Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[counts]}"),
+                TimeElapsedColumn(),
+                console=output.console(stderr=True),
+                transient=False,
+                redirect_stdout=False,
+                redirect_stderr=False,
+            )
+            self.task = self.progress.add_task(title, total=total, counts=self._counts())
+
+    def _counts(self) -> str:
+        parts = [f"{self.running} running", f"{self.failed} failed"]
+        if self.cancelled:
+            parts.append(f"{self.cancelled} cancelled")
+        if self.up_to_date:
+            parts.append(f"{self.up_to_date} up to date")
+        return ", ".join(parts)
+
+    def __enter__(self) -> _Display:
+        if self.progress is not None:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def started(self) -> None:
+        with self.lock:
+            self.running += 1
+            self._refresh()
+
+    def finished(self, outcome: Outcome) -> None:
+        with self.lock:
+            self.running = max(self.running - 1, 0)
+            self.done += 1
+            self.failed += _is_failure(outcome)
+            self.cancelled += outcome.action == "executed" and outcome.status == "cancelled"
+            self.up_to_date += outcome.action == "skipped"
+            line = describe(outcome)
+            if self.prefix:
+                line = f"[{self.done}/{self.total}] {line}"
+            self._refresh()
+            self.say(line)
+
+    def say(self, line: str) -> None:
+        if self.progress is not None:
+            self.progress.console.print(line, markup=False, highlight=False, soft_wrap=True)
+        else:
+            output.say(line)
+
+    def _refresh(self) -> None:
+        if self.progress is not None:
+            # refresh now: a line printed above the display redraws its last rendering
+            self.progress.update(self.task, completed=self.done, counts=self._counts())
+            self.progress.refresh()
+
+
+def report(
+    exp: Experiment,
+    specs: Sequence[RunSpec],
+    options: RunOptions,
+    jobs: int,
+    json_out: bool,
+    fail_fast: bool = False,
+) -> tuple[list[Outcome], int | None]:
+    """Execute ``specs`` with progress on stderr; return the outcomes and any signal."""
+    concurrent = jobs > 1 and len(specs) > 1
+    if concurrent:
+        options.echo = False  # the logs keep every run's output; the terminal shows progress
+    live = concurrent and output.is_tty(sys.stderr)
+    # JSON lines would tear a live display drawn on the same terminal: hold them.
+    hold_json = live and output.is_tty(sys.stdout)
+    held_json: list[dict[str, Any]] = []
+    stopping = threading.Event()
+    started = time.monotonic()
+    display = _Display(len(specs), exp.ref, live=live, prefix=concurrent)
 
     def on_done(outcome: Outcome) -> None:
-        with lock:
-            output.say(describe(outcome))
-            if json_out:
-                output.print_json_line(outcome.to_json())
+        display.finished(outcome)
+        if json_out:
+            with display.lock:
+                if hold_json:
+                    held_json.append(outcome.to_json())
+                else:
+                    output.print_json_line(outcome.to_json())
+        if fail_fast and _is_failure(outcome) and not stopping.is_set():
+            stopping.set()
+            with display.lock:
+                display.say("--fail-fast: a run failed; no new runs start (running ones finish)")
 
-    outcomes, signal = run_many(exp, specs, options, jobs, on_start, on_done)
+    with display:
+        outcomes, signal = run_many(
+            exp, specs, options, jobs, lambda _spec: display.started(), on_done, fail_fast
+        )
+    for line in held_json:
+        output.print_json_line(line)
     if len(specs) > 1:
-        counts: dict[str, int] = {}
-        for o in outcomes:
-            key = o.status if o.action == "executed" else ("up to date" if o.action == "skipped" else o.action)
-            counts[key] = counts.get(key, 0) + 1
-        parts = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
-        output.say(f"{len(specs)} runs of {exp.ref}: {parts}")
+        output.say(summary_line(exp.ref, len(specs), outcomes, time.monotonic() - started))
     return outcomes, signal
+
+
+def summary_line(ref: str, total: int, outcomes: Sequence[Outcome], elapsed: float) -> str:
+    counts: dict[str, int] = {}
+    for o in outcomes:
+        counts[_category(o)] = counts.get(_category(o), 0) + 1
+    parts = [f"{n} {k}" for k, n in sorted(counts.items())]
+    if len(outcomes) < total:
+        parts.append(f"{total - len(outcomes)} not started")
+    return f"{total} runs of {ref}: {', '.join(parts)} ({elapsed:.1f}s)"
 
 
 def report_plan(outcomes: Sequence[Outcome], json_out: bool) -> None:
     if json_out:
         for o in outcomes:
             output.print_json_line(o.to_json())
-        return
-    output.print_table(
-        ["run", "replica", "profile", "params", "status", "would"],
-        [
-            [f"{o.run.record['project']}/{o.run.record['experiment']}/{o.run.id}",
-             o.run.record["replica"], o.run.record.get("profile"), o.run.record.get("params"),
-             o.status, o.message]
-            for o in outcomes
-        ],
-    )
+    else:
+        output.print_table(
+            ["run", "replica", "profile", "params", "status", "would"],
+            [
+                [f"{o.run.record['project']}/{o.run.record['experiment']}/{o.run.id}",
+                 o.run.record["replica"], o.run.record.get("profile"),
+                 o.run.record.get("params"), o.status, o.message]
+                for o in outcomes
+            ],
+        )  # fmt: skip
+    if len(outcomes) > 1:
+        counts: dict[str, int] = {}
+        for o in outcomes:
+            would = o.message.split(" (")[0]
+            key = {"skip": "up to date", "hold": "held elsewhere"}.get(would, "would execute")
+            counts[key] = counts.get(key, 0) + 1
+        order = ("would execute", "up to date", "held elsewhere")
+        parts = ", ".join(f"{counts[k]} {k}" for k in order if k in counts)
+        output.say(f"{len(outcomes)} runs planned: {parts} (dry run: nothing was written)")

@@ -1,0 +1,149 @@
+"""molexp compare / molexp diff: runs side by side (see docs/sweeps.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from molexp.cli import complete, output, state
+
+FORMATS = ("table", "json", "csv", "md")
+_SHOWN_CONSTANTS = 8
+
+
+def compare(
+    refs: list[str] = typer.Argument(
+        ...,
+        autocompletion=complete.ref,
+        help="Experiment, project, run refs (several allowed) or `.` for all.",
+    ),
+    show_all: bool = typer.Option(
+        False,
+        "--all",
+        "-a",
+        help="Also show params and config keys that are the same in every run.",
+    ),
+    sort: list[str] | None = typer.Option(
+        None,
+        "--sort",
+        "-s",
+        help="Sort by a column, e.g. lr or -results.loss (- for descending; repeatable).",
+    ),
+    where: list[str] | None = typer.Option(
+        None, "--where", help="KEY=VALUE on params, config or results (repeatable)."
+    ),
+    fmt: str = typer.Option("table", "--format", "-f", help="table, json, csv or md."),
+) -> None:
+    """One row per run: the params and config that vary, results, status, duration."""
+    from molexp.core.compare import compare as build
+    from molexp.core.compare import gather
+    from molexp.core.listing import parse_where
+    from molexp.errors import UsageError
+
+    if fmt not in FORMATS:
+        raise UsageError(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
+    conditions = parse_where(where or [])
+    listing = gather(state.workspace(), refs)
+    table = build(listing.records, show_all, sort or [], conditions)
+    _render(table.columns, table.rows, fmt)
+    if not table.rows:
+        output.say("no runs match")
+    elif table.constant and fmt in ("table", "md"):
+        same = [f"{k}={output.cell(v)}" for k, v in table.constant.items()]
+        more = len(same) - _SHOWN_CONSTANTS
+        tail = f" and {more} more" if more > 0 else ""
+        output.say(
+            f"same in every run: {', '.join(same[:_SHOWN_CONSTANTS])}{tail} (--all shows them)"
+        )
+    _report_problems(listing.problems)
+
+
+def _render(columns: list[str], rows: list[dict[str, Any]], fmt: str) -> None:
+    from molexp.core.compare import MISSING
+
+    if fmt == "json":
+        output.print_json([{c: (None if r[c] is MISSING else r[c]) for c in columns} for r in rows])
+        return
+    human = fmt in ("table", "md")
+    if human and not rows:
+        return  # "no runs match" goes to stderr
+    cells = [[_cell(c, r[c], human) for c in columns] for r in rows]
+    if fmt == "csv":
+        output.print_csv(columns, cells)
+    elif fmt == "md":
+        output.print_markdown(columns, cells)
+    else:
+        output.print_table(columns, cells)
+
+
+def _cell(column: str, value: Any, human: bool) -> Any:
+    from molexp.core.compare import MISSING
+
+    if value is MISSING:
+        return None
+    if human and column == "duration" and isinstance(value, (int, float)):
+        return f"{value:.2f}s"
+    return value
+
+
+def _report_problems(problems: list[Any]) -> None:
+    for problem in problems:
+        output.error(str(problem).splitlines()[0])
+    if problems:
+        output.say(f"{len(problems)} record(s) could not be read; `molexp doctor` lists them all.")
+        raise typer.Exit(3)
+
+
+def diff(
+    run_a: str = typer.Argument(
+        ...,
+        autocompletion=complete.ref,
+        help="First run (PROJECT/EXPERIMENT/RUN_ID or an id prefix).",
+    ),
+    run_b: str = typer.Argument(..., autocompletion=complete.ref, help="Second run."),
+    json_out: bool = typer.Option(False, "--json", help="Print the differences as JSON."),
+) -> None:
+    """What differs between two runs: params, config, results, git and attempts."""
+    from molexp.core.compare import MISSING
+    from molexp.core.compare import diff as build
+
+    (ref_a, rec_a), (ref_b, rec_b) = _run(run_a), _run(run_b)
+    sections = build(rec_a, rec_b)
+    if json_out:
+        output.print_json({
+            "a": ref_a,
+            "b": ref_b,
+            **{
+                name: {
+                    key: {side: v for side, v in (("a", a), ("b", b)) if v is not MISSING}
+                    for key, (a, b) in items.items()
+                }
+                for name, items in sections.items()
+            },
+        })  # fmt: skip
+        return
+    rows = [
+        [f"{name}.{key}", *("(missing)" if v is MISSING else v for v in pair)]
+        for name, items in sections.items()
+        for key, pair in items.items()
+    ]
+    if not rows:
+        output.say(f"{ref_a} and {ref_b} do not differ")
+        return
+    output.print_table(["key", f"a: {rec_a['id']}", f"b: {rec_b['id']}"], rows)
+    output.say(f"a = {ref_a}\nb = {ref_b}")
+
+
+def _run(text: str) -> tuple[str, dict[str, Any]]:
+    from molexp.core.refs import resolve
+    from molexp.core.summary import run_record
+    from molexp.errors import UsageError
+
+    target = resolve(state.workspace(), text)
+    if target.kind != "run":
+        raise UsageError(
+            f"molexp diff compares two runs; {text!r} is a {target.kind}",
+            f"To compare every run of it, use `molexp compare {text}`.",
+        )
+    return target.text, run_record(target)

@@ -1,0 +1,285 @@
+"""Side-by-side comparison of runs (`molexp compare`, `molexp diff`).
+
+:func:`compare` and :func:`diff` are pure: run records in, columns and rows out.
+:func:`gather` reads the records a list of references names (without writing).
+
+A column is named by where its value lives: ``params.lr``, ``config.optimizer.lr``
+(nested mappings flattened to dotted keys), ``results.loss``, plus ``run``,
+``experiment``, ``replica``, ``seed``, ``profile``, ``status`` and ``duration``.
+Parameters, config keys and the identity columns are shown only when their value
+**varies** across the selection (a key missing from some runs varies); results,
+status and duration are always shown.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from molexp.core.listing import Listing, matches
+from molexp.errors import UsageError
+
+if TYPE_CHECKING:
+    from molexp.core.workspace import Workspace
+
+__all__ = ["MISSING", "Comparison", "compare", "diff", "flatten", "gather", "sort_rows"]
+
+
+class _Missing:
+    """A key the run does not have (unlike ``None``, a value it has)."""
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Any = _Missing()
+
+SECTIONS = ("params", "config", "results")
+IDENTITY = ("experiment", "profile", "replica", "seed")
+ALWAYS = ("status", "duration")
+
+
+@dataclass
+class Comparison:
+    """The table `compare` prints: ``rows`` map each of ``columns`` to a value.
+
+    ``constant`` holds the params and config columns hidden because every run has
+    the same value (with that value); it is empty with ``show_all``.
+    """
+
+    columns: list[str]
+    rows: list[dict[str, Any]]
+    constant: dict[str, Any] = field(default_factory=dict)
+
+
+def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested mappings -> ``{"a.b": leaf}``; lists and empty mappings are leaves."""
+    if not isinstance(data, dict) or (not data and prefix):
+        return {prefix: data} if prefix else {}
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        out.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
+def _same_key(value: Any) -> str:
+    """A text equal for equal values (``10`` and ``10.0`` alike, key order ignored)."""
+    if value is MISSING:
+        return "\0missing"
+
+    def norm(v: Any) -> Any:
+        if isinstance(v, float) and v.is_integer() and abs(v) < 2**53:
+            return int(v)
+        if isinstance(v, dict):
+            return {str(k): norm(i) for k, i in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [norm(i) for i in v]
+        return v
+
+    return json.dumps(norm(value), sort_keys=True, default=repr)
+
+
+def _duration(record: dict[str, Any]) -> Any:
+    attempts = record.get("attempts") or []
+    return attempts[-1].get("duration") if attempts else None
+
+
+def _row(record: dict[str, Any]) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "run": f"{record.get('project')}/{record.get('experiment')}/{record.get('id')}",
+        "experiment": f"{record.get('project')}/{record.get('experiment')}",
+        "profile": record.get("profile"),
+        "replica": record.get("replica"),
+        "seed": record.get("seed"),
+    }
+    for section in SECTIONS:
+        for key, value in flatten(record.get(section) or {}).items():
+            row[f"{section}.{key}"] = value
+    row["status"] = record.get("status")
+    row["duration"] = _duration(record)
+    return row
+
+
+def _seed_is_replica(rows: Sequence[dict[str, Any]]) -> bool:
+    """Seeds are the default (the replica index): the seed column says nothing new."""
+    return all(r.get("seed") == r.get("replica") for r in rows)
+
+
+def _varies(rows: Sequence[dict[str, Any]], column: str) -> bool:
+    return len({_same_key(r.get(column, MISSING)) for r in rows}) > 1
+
+
+def compare(
+    records: Iterable[dict[str, Any]],
+    show_all: bool = False,
+    sort: Sequence[str] = (),
+    where: Sequence[tuple[str, Any]] = (),
+) -> Comparison:
+    """The comparison table of ``records`` (filtered by ``where``, see ``--where``).
+
+    Rows are sorted by ``sort`` (column names, ``-`` prefix for descending; a bare
+    key like ``lr`` finds ``params.lr``, else ``config.lr``, else ``results.lr``),
+    then (ties, or no ``sort``) by the shown experiment, profile, params and config
+    columns, replica, and run, so the order is always the same.  Missing values
+    sort last either way.
+    """
+    selected = [r for r in records if not where or matches(r, where)]
+    rows = [_row(r) for r in selected]
+    seen: dict[str, None] = {}
+    for section in SECTIONS:
+        for row in rows:
+            for key in row:
+                if key.startswith(section + "."):
+                    seen.setdefault(key, None)
+    candidates = [*IDENTITY, *(k for k in seen if not k.startswith("results."))]
+    results = [k for k in seen if k.startswith("results.")]
+    shown: list[str] = []
+    constant: dict[str, Any] = {}
+    for column in candidates:
+        varies = _varies(rows, column)
+        if show_all or (varies and not (column == "seed" and _seed_is_replica(rows))):
+            shown.append(column)
+        elif not varies and rows and column not in IDENTITY:
+            constant[column] = rows[0][column]
+    columns = ["run", *shown, *results, *ALWAYS]
+    all_columns = ["run", *candidates, *results, *ALWAYS]
+    grid_order = [
+        *(c for c in shown if c not in ("replica", "seed")),
+        *(c for c in ("replica", "seed") if c in shown),
+        "run",
+    ]
+    out_rows = sort_rows(rows, [*sort, *grid_order], all_columns) if rows else rows
+    return Comparison(
+        columns=columns,
+        rows=[{c: r.get(c, MISSING) for c in columns} for r in out_rows],
+        constant=constant,
+    )
+
+
+def _resolve_column(name: str, columns: Sequence[str]) -> str:
+    if name in columns:
+        return name
+    for section in SECTIONS:
+        if f"{section}.{name}" in columns:
+            return f"{section}.{name}"
+    raise UsageError(
+        f"--sort {name!r}: no such column",
+        f"Columns: {', '.join(columns)}" if columns else "The selection has no runs.",
+    )
+
+
+def _order_key(value: Any) -> tuple[int, Any]:
+    """Numbers by value, then strings, then lists element by element, then the rest."""
+    if isinstance(value, bool):
+        return (0, int(value))
+    if isinstance(value, (int, float)):
+        return (0, value)
+    if isinstance(value, str):
+        return (1, value)
+    if isinstance(value, list):
+        return (2, tuple(_order_key(item) for item in value))
+    return (3, _same_key(value))
+
+
+def sort_rows(
+    rows: Sequence[dict[str, Any]], keys: Sequence[str], columns: Sequence[str]
+) -> list[dict[str, Any]]:
+    """``rows`` sorted by ``keys`` (``-`` prefix: descending); missing/null last."""
+    out = list(rows)
+    for spec in reversed(keys):
+        descending = spec.startswith("-")
+        name = spec[1:] if descending else spec
+        if not name:
+            raise UsageError("--sort '-': give a column name after '-'")
+        column = _resolve_column(name, columns) if columns else name
+        present = [r for r in out if r.get(column, MISSING) not in (MISSING, None)]
+        absent = [r for r in out if r.get(column, MISSING) in (MISSING, None)]
+        present.sort(key=lambda r: _order_key(r[column]), reverse=descending)
+        out = present + absent
+    return out
+
+
+# --- diff ----------------------------------------------------------------------
+
+DIFF_SECTIONS = ("run", "params", "config", "results", "git", "attempts")
+# Not started_at/finished_at/pid/duration: they differ between any two attempts.
+_ATTEMPT_KEYS = ("status", "exit_code", "host", "executor", "argv", "cwd", "error")
+
+
+def _diff_view(record: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    attempts = record.get("attempts") or []
+    view: dict[str, dict[str, Any]] = {
+        "run": {
+            "experiment": f"{record.get('project')}/{record.get('experiment')}",
+            "replica": record.get("replica"),
+            "seed": record.get("seed"),
+            "profile": record.get("profile"),
+            "status": record.get("status"),
+            "identity": record.get("identity"),
+        },
+        "params": flatten(record.get("params") or {}),
+        "config": flatten(record.get("config") or {}),
+        "results": flatten(record.get("results") or {}),
+        "git": flatten((attempts[-1].get("git") if attempts else None) or {}),
+        "attempts": {"count": len(attempts)},
+    }
+    for attempt in attempts:
+        for key in _ATTEMPT_KEYS:
+            if key in attempt:
+                view["attempts"][f"{attempt.get('n')}.{key}"] = attempt[key]
+    return view
+
+
+def diff(a: dict[str, Any], b: dict[str, Any]) -> dict[str, dict[str, tuple[Any, Any]]]:
+    """What differs between two run records, by section (``run``, ``params``,
+    ``config``, ``results``, ``git`` of the latest attempt, ``attempts``).
+
+    Each section maps a dotted key to ``(value_a, value_b)``; a side the run lacks
+    is :data:`MISSING`.  Keys whose values are equal are left out.
+    """
+    view_a, view_b = _diff_view(a), _diff_view(b)
+    out: dict[str, dict[str, tuple[Any, Any]]] = {}
+    for section in DIFF_SECTIONS:
+        left, right = view_a[section], view_b[section]
+        keys = [*left, *(k for k in right if k not in left)]
+        out[section] = {
+            k: (left.get(k, MISSING), right.get(k, MISSING))
+            for k in keys
+            if _same_key(left.get(k, MISSING)) != _same_key(right.get(k, MISSING))
+        }
+    return out
+
+
+# --- reading the selection ----------------------------------------------------
+
+
+def gather(ws: Workspace, refs: Sequence[str]) -> Listing:
+    """The run records ``refs`` name (workspace, projects, experiments, runs), once
+    each, in order; unreadable records of a listing are collected in ``problems``.
+    Reads only: a run whose owner is gone is reported, not rewritten (SPEC §8).
+    """
+    from molexp.core.listing import scan
+    from molexp.core.refs import resolve
+    from molexp.core.summary import run_record
+
+    out = Listing()
+    seen: set[str] = set()
+    for text in refs or ["."]:
+        target = resolve(ws, text)
+        if target.kind == "run":
+            found = Listing(records=[run_record(target)])
+        else:
+            found = scan(
+                ws,
+                target.project.name if target.project else None,
+                target.experiment.name if target.experiment else None,
+            )
+        out.problems.extend(found.problems)
+        for record in found.records:
+            key = f"{record.get('project')}/{record.get('experiment')}/{record.get('id')}"
+            if key not in seen:
+                seen.add(key)
+                out.records.append(record)
+    return out
