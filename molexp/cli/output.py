@@ -125,3 +125,19 @@ def print_kv(pairs: Sequence[tuple[str, Any]]) -> None:
     width = max((len(k) for k, _ in pairs), default=0)
     for key, value in pairs:
         sys.stdout.write(f"{key.ljust(width)}  {cell(value)}\n")
+
+
+def report_problems(problems: Sequence[BaseException]) -> None:
+    """After a listing: name each record that could not be read, then exit 3.
+
+    One bad record never hides the others (SPEC §8): the readable ones were
+    printed already; each problem gets one line on stderr.
+    """
+    if not problems:
+        return
+    for problem in problems:
+        error(str(problem).splitlines()[0])
+    say(f"{len(problems)} record(s) could not be read; `molexp doctor` lists them all.")
+    import typer
+
+    raise typer.Exit(3)

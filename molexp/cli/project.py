@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from molexp.cli import output, state
+from molexp.errors import MolexpError
 
 app = typer.Typer(help="Create and list projects.", no_args_is_help=True)
 
@@ -32,14 +33,20 @@ def ls(
     """List the projects of the workspace."""
     ws = state.workspace()
     rows = []
+    problems: list[MolexpError] = []
     for proj in ws.projects():
-        record = proj.definition()
+        try:
+            record = proj.definition()
+        except MolexpError as exc:  # one bad definition never hides the others
+            problems.append(exc)
+            continue
         record["experiments"] = len(proj.experiment_names())
         rows.append(record)
     if json_out:
         output.print_json(rows)
-        return
-    output.print_table(
-        ["project", "experiments", "description", "tags"],
-        [[r["name"], r["experiments"], r.get("description"), ",".join(r.get("tags") or [])] for r in rows],
-    )
+    else:
+        output.print_table(
+            ["project", "experiments", "description", "tags"],
+            [[r["name"], r["experiments"], r.get("description"), ",".join(r.get("tags") or [])] for r in rows],
+        )
+    output.report_problems(problems)

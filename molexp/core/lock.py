@@ -1,9 +1,10 @@
 """The run lock (SPEC §8): exclusive create, owner identity, heartbeat, staleness.
 
 ``runs/<id>/.lock`` exists only while a process holds the run.  It is created
-with ``O_EXCL`` (atomic on local filesystems and on NFSv3+), holds the owner's
-host, pid, the pid's start time and the boot id (so a recycled pid is never
-mistaken for the owner), and its mtime is the heartbeat.
+exclusively and whole (a finished temporary file hard-linked into place: atomic
+on local filesystems and on NFS), holds the owner's host, pid, the pid's start
+time and the boot id (so a recycled pid is never mistaken for the owner), and
+its mtime is the heartbeat.
 
 A lock is *stale* when its owner is gone: on the same host, the pid no longer
 runs with the recorded start time; on another host, the heartbeat is older than
@@ -187,16 +188,15 @@ class RunLock:
 
 
 def _try_create(path: Path, owner: dict[str, Any]) -> bool:
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    except FileExistsError:
-        return False
-    try:
-        os.write(fd, json.dumps(owner).encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    return True
+    """Create ``path`` holding ``owner`` unless it exists.
+
+    A finished temporary file is linked into place (exclusive like ``O_EXCL``, and
+    atomic on NFS too), so a reader never meets an empty lock whose owner it
+    cannot name.
+    """
+    from molexp.core.store import create_exclusive
+
+    return create_exclusive(path, json.dumps(owner).encode())
 
 
 def _break_stale(run_dir: Path, seen: LockState) -> None:

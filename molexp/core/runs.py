@@ -245,8 +245,9 @@ def ensure_run(exp: Experiment, spec: RunSpec) -> Run:
     )
     store.ensure_inside(exp.workspace.root, run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    store.create_exclusive(path, store.dumps_json(record))
-    return Run(exp, spec.run_id, load_record(path, spec.project, spec.experiment))
+    if store.create_exclusive(path, store.dumps_json(record)):
+        return Run(exp, spec.run_id, record)  # what was just written, valid by construction
+    return Run(exp, spec.run_id, load_record(path, spec.project, spec.experiment))  # a racer's
 
 
 def find_run_dir(exp: Experiment, run_id: str) -> Path:

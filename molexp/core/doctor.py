@@ -1,0 +1,379 @@
+"""`molexp doctor`: every problem in a workspace, and the few safe fixes.
+
+:func:`check` walks the whole workspace and reads everything: the workspace,
+project and experiment definitions, every run directory and its ``run.json``
+(unreadable, malformed, newer schema, id that does not match its directory or
+its parameters, missing), run locks whose owner is gone, abandoned
+``.lock.break`` guards, runs recorded ``running``/``queued`` whose owner is gone,
+symlinks that lead out of the workspace, and temporary files (``.tmp-*``) left
+by a writer that crashed.
+
+Without ``fix`` it writes nothing.  With ``fix`` it only does what is safe:
+it removes stale locks and guards and old temporary files, and marks runs whose
+owner is gone ``interrupted`` (under the run's lock, through
+:func:`molexp.core.lifecycle.close_stale`, exactly as the next ``molexp run``
+would).  It never deletes a record, and never rewrites one to "repair" it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from molexp.core import lock as locks
+from molexp.core import store
+from molexp.core.runs import ACTIVE, RUN_FILE, Run, observe, validate_record
+from molexp.core.workspace import (
+    EXPERIMENT_FILE,
+    PROJECT_FILE,
+    Experiment,
+    Project,
+    Workspace,
+)
+from molexp.errors import MolexpError, SchemaVersionError
+
+TEMP_AGE = 60.0  # seconds: a younger temporary file may belong to a live writer
+BREAK_AGE = 30.0  # seconds: lock.py treats an older .lock.break as abandoned
+
+# Problem kinds (stable: they appear in `doctor --json`).
+UNREADABLE = "unreadable"  # a record or definition that cannot be used
+NEWER_SCHEMA = "newer-schema"  # written by a newer molexp
+MISSING = "missing"  # a run directory without run.json, a folder without its definition
+OUTSIDE = "outside"  # a symlink leading out of the workspace
+STALE_LOCK = "stale-lock"  # a run lock whose owner is gone
+STALE_BREAK = "stale-break"  # an abandoned .lock.break guard
+INTERRUPTED = "interrupted"  # recorded running/queued, owner gone
+TEMP_FILE = "temp-file"  # a .tmp-* file left by a crashed writer
+
+
+@dataclass
+class Problem:
+    """One thing wrong in the workspace."""
+
+    kind: str
+    path: Path
+    message: str
+    hint: str = ""
+    fixable: bool = False
+    fixed: bool = False
+
+    def relpath(self, root: Path) -> str:
+        """The path relative to the workspace ``root`` (as shown to people)."""
+        try:
+            return str(self.path.relative_to(root))
+        except ValueError:
+            return str(self.path)
+
+    def to_json(self, root: Path) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "path": str(self.path),
+            "relpath": self.relpath(root),
+            "message": self.message,
+            "hint": self.hint,
+            "fixable": self.fixable,
+            "fixed": self.fixed,
+        }
+
+
+@dataclass
+class Report:
+    """What :func:`check` found (and fixed)."""
+
+    root: Path
+    problems: list[Problem] = field(default_factory=list)
+    projects: int = 0
+    experiments: int = 0
+    runs: int = 0
+
+    @property
+    def remaining(self) -> list[Problem]:
+        return [p for p in self.problems if not p.fixed]
+
+    @property
+    def fixed(self) -> list[Problem]:
+        return [p for p in self.problems if p.fixed]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "workspace": str(self.root),
+            "checked": {
+                "projects": self.projects,
+                "experiments": self.experiments,
+                "runs": self.runs,
+            },
+            "problems": [p.to_json(self.root) for p in self.problems],
+            "fixed": len(self.fixed),
+            "remaining": len(self.remaining),
+        }
+
+
+def _record_problem(exc: MolexpError, path: Path) -> Problem:
+    kind = NEWER_SCHEMA if isinstance(exc, SchemaVersionError) else UNREADABLE
+    message = getattr(exc, "problem", None) or exc.message
+    hint = exc.hint or "Inspect or restore the file."
+    if kind == UNREADABLE and hint.endswith("`molexp doctor` lists every problem."):
+        hint = "Inspect the file and restore it from a backup (molexp never rewrites it)."
+    return Problem(kind, Path(getattr(exc, "path", path)), str(message), hint)
+
+
+def _subdirs(directory: Path) -> list[Path]:
+    """Directories in ``directory`` (hidden ones excluded), sorted; none if missing."""
+    try:
+        entries = list(os.scandir(directory))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return sorted(Path(e.path) for e in entries if not e.name.startswith(".") and e.is_dir())
+
+
+class _Checker:
+    def __init__(self, ws: Workspace, fix: bool, now: float) -> None:
+        self.ws = ws
+        self.fix = fix
+        self.now = now
+        self.report = Report(ws.root)
+        self.real_root = ws.root.resolve()
+
+    def add(self, problem: Problem) -> Problem:
+        self.report.problems.append(problem)
+        return problem
+
+    def inside(self, path: Path) -> bool:
+        """Whether ``path`` stays in the workspace; report it when it does not."""
+        if not path.is_symlink():
+            return True
+        real = path.resolve()
+        if real == self.real_root or self.real_root in real.parents:
+            return True
+        self.add(
+            Problem(
+                OUTSIDE,
+                path,
+                f"is a symlink leading out of the workspace (to {real})",
+                "molexp refuses to write through it: replace the link by a folder, "
+                "or move the whole workspace.",
+            )
+        )
+        return False
+
+    # -- definitions ---------------------------------------------------------
+
+    def run(self) -> Report:
+        try:
+            self.ws.definition()
+        except MolexpError as exc:
+            self.add(_record_problem(exc, self.ws.definition_path))
+        if self.inside(self.ws.projects_dir):
+            for proj_dir in _subdirs(self.ws.projects_dir):
+                self.project(proj_dir)
+        self.temp_files()
+        return self.report
+
+    def project(self, proj_dir: Path) -> None:
+        if not self.inside(proj_dir):
+            return
+        if not (proj_dir / PROJECT_FILE).is_file():
+            self.add(
+                Problem(
+                    MISSING,
+                    proj_dir / PROJECT_FILE,
+                    "is missing: the folder is not a molexp project and is ignored",
+                    f"Restore it, create the project (`molexp project create {proj_dir.name}`), "
+                    "or move the folder out of projects/.",
+                )
+            )
+            return
+        self.report.projects += 1
+        project = Project(self.ws, proj_dir.name)
+        try:
+            project.definition()
+        except MolexpError as exc:
+            self.add(_record_problem(exc, project.definition_path))
+        exps_dir = proj_dir / "experiments"
+        if self.inside(exps_dir):
+            for exp_dir in _subdirs(exps_dir):
+                self.experiment(project, exp_dir)
+
+    def experiment(self, project: Project, exp_dir: Path) -> None:
+        if not self.inside(exp_dir):
+            return
+        if not (exp_dir / EXPERIMENT_FILE).is_file():
+            self.add(
+                Problem(
+                    MISSING,
+                    exp_dir / EXPERIMENT_FILE,
+                    "is missing: the folder is not a molexp experiment and is ignored",
+                    "Restore it from a backup, or move the folder out of experiments/.",
+                )
+            )
+            return
+        self.report.experiments += 1
+        exp = Experiment(project, exp_dir.name)
+        try:
+            exp.definition()
+        except MolexpError as exc:
+            self.add(_record_problem(exc, exp.definition_path))
+        if self.inside(exp.runs_dir):
+            for run_dir in _subdirs(exp.runs_dir):
+                self.run_dir(exp, run_dir)
+
+    # -- runs ----------------------------------------------------------------
+
+    def run_dir(self, exp: Experiment, run_dir: Path) -> None:
+        if not self.inside(run_dir):
+            return
+        self.report.runs += 1
+        path = run_dir / RUN_FILE
+        record: dict[str, Any] | None = None
+        try:
+            record = store.read_json_record(path, "run")
+            validate_record(record, path, exp.project.name, exp.name)
+        except FileNotFoundError:
+            record = None
+            if (run_dir / "attempts").exists():
+                hint = (
+                    "Restore run.json from a backup, or move the run directory away "
+                    "(molexp will not start over on top of its logs)."
+                )
+            else:
+                hint = (
+                    "Left by a crash before the record was written: `molexp run` "
+                    "creates it again, or remove the empty directory."
+                )
+            self.add(Problem(MISSING, path, "is missing (a run directory without a record)", hint))
+        except MolexpError as exc:
+            record = None
+            self.add(_record_problem(exc, path))
+        lock_problem = self.lock(run_dir)
+        gone: tuple[Problem, str] | None = None
+        if record is not None and record.get("status") in ACTIVE:
+            gone = self.owner_gone(record, run_dir)
+        if self.fix and (gone is not None or lock_problem is not None):
+            self.repair(exp, run_dir, lock_problem, gone)
+
+    def lock(self, run_dir: Path) -> Problem | None:
+        """Report a stale lock and an abandoned break guard (fixing the guard)."""
+        guard = run_dir / locks.BREAK_NAME
+        try:
+            age = self.now - guard.lstat().st_mtime
+        except FileNotFoundError:
+            age = None
+        if age is not None and age > BREAK_AGE:
+            problem = self.add(
+                Problem(
+                    STALE_BREAK,
+                    guard,
+                    f"was left by a process that crashed while breaking a lock ({age:.0f}s ago)",
+                    "`molexp doctor --fix` removes it.",
+                    fixable=True,
+                )
+            )
+            if self.fix:
+                guard.unlink(missing_ok=True)
+                problem.fixed = True
+        state = locks.read_lock(run_dir)
+        if state is None or not state.is_stale(self.now):
+            return None
+        return self.add(
+            Problem(
+                STALE_LOCK,
+                state.path,
+                f"is held by {state.describe()}, which is gone",
+                "`molexp doctor --fix` (or the next `molexp run`) removes it.",
+                fixable=True,
+            )
+        )
+
+    def owner_gone(self, record: dict[str, Any], run_dir: Path) -> tuple[Problem, str] | None:
+        status = str(record.get("status"))
+        reason: str | None
+        if status == "running":
+            seen, reason = observe(record, run_dir)
+            if seen == status:
+                return None
+        else:  # queued on a scheduler: ask it (unknown counts as still queued)
+            from molexp.core import slurm
+
+            attempts = record.get("attempts") or []
+            if not attempts or not slurm.queue_entry_gone(attempts[-1]):
+                return None
+            reason = "its scheduler job is no longer queued"
+        reason = reason or "its owner is gone"
+        problem = self.add(
+            Problem(
+                INTERRUPTED,
+                run_dir / RUN_FILE,
+                f"is recorded {status} but {reason}",
+                "`molexp doctor --fix` (or the next `molexp run`) records how it ended.",
+                fixable=True,
+            )
+        )
+        return problem, reason
+
+    def repair(
+        self,
+        exp: Experiment,
+        run_dir: Path,
+        lock_problem: Problem | None,
+        gone: tuple[Problem, str] | None,
+    ) -> None:
+        """Break a stale lock and close a run whose owner is gone, under the lock."""
+        from molexp.core.lifecycle import close_stale
+
+        got = locks.try_acquire(run_dir, "doctor")
+        if not isinstance(got, locks.RunLock):
+            return  # a live owner holds the run now: nothing is stale any more
+        try:
+            if lock_problem is not None:
+                lock_problem.fixed = True
+            if gone is not None:
+                problem, reason = gone
+                run = Run.load(exp, run_dir.name)
+                if run.status in ACTIVE:
+                    close_stale(run, reason)
+                problem.fixed = True
+        finally:
+            got.release()
+
+    # -- temporary files -----------------------------------------------------
+
+    def temp_files(self) -> None:
+        for path in _walk_temp(self.ws.root):
+            try:
+                age = self.now - path.lstat().st_mtime
+            except FileNotFoundError:
+                continue  # its writer just finished
+            if age <= TEMP_AGE:
+                continue
+            problem = self.add(
+                Problem(
+                    TEMP_FILE,
+                    path,
+                    f"is a temporary file left by a writer that stopped ({age:.0f}s ago)",
+                    "`molexp doctor --fix` removes it (the file it was replacing is intact).",
+                    fixable=True,
+                )
+            )
+            if self.fix:
+                path.unlink(missing_ok=True)
+                problem.fixed = True
+
+
+def _walk_temp(root: Path) -> Iterator[Path]:
+    """``.tmp-*`` files under ``root`` (symlinks are not followed)."""
+    for directory, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d != ".git")
+        for name in sorted(files):
+            if name.startswith(store.TMP_PREFIX):
+                yield Path(directory) / name
+
+
+def check(ws: Workspace, fix: bool = False, now: float | None = None) -> Report:
+    """Every problem in ``ws``; with ``fix``, the safe ones are fixed (see module)."""
+    report = _Checker(ws, fix, time.time() if now is None else now).run()
+    report.problems.sort(key=lambda p: (str(p.path), p.kind))
+    return report

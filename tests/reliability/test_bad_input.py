@@ -1,0 +1,395 @@
+"""Bad input (issue #4): a table of hostile and mistaken inputs across every
+command.  Each exits 2 or 3 with a short message on stderr (no traceback), and
+the workspace's files stay byte-for-byte the same.  Plus property-based fuzzing
+of the value parser and of name validation."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import typer
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from molexp.cli.main import MAX_LINE, app
+from molexp.core.identity import normalise
+from molexp.core.names import NAME_PATTERN, is_valid_name, validate_name
+from molexp.core.values import parse_assignment, parse_grid, parse_value
+from molexp.errors import InvalidNameError, UsageError
+from tests.conftest import Cli, molexp_exe
+from tests.reliability.conftest import proc_env, records_snapshot
+
+LONG = "x" * 100_000
+MOLCFG = "defaults: {epochs: 10}\nprofiles:\n  smoke: {epochs: 1}\n"
+
+# Input files, written outside the workspace: name -> bytes.
+FILES: dict[str, bytes] = {
+    "not-utf8.yaml": b"lr: \xff\xfe\n",
+    "malformed.yaml": b"lr: [1, 2\n",
+    "list.yaml": b"- 1\n- 2\n",
+    "nul.yaml": b"lr: 1\x00\n",
+    "dup-keys.yaml": b"lr: 1\nlr: 2\n",
+    "tabs.yaml": b"a:\n\t- 1\n",
+    "newer.yaml": b"version: 99\ndefaults: {}\n",
+    "cycle.yaml": b"profiles: {a: {extends: b}, b: {extends: a}}\n",
+    "unknown-base.yaml": b"profiles: {a: {extends: nope}}\n",
+    "clash.yaml": b"profiles: {large-batch: {}, large_batch: {}}\n",
+    "top-level-list.yaml": b"[1, 2]\n",
+    "unknown-key.yaml": b"defaults: {}\nprofile: {}\n",
+    "config.toml": b"[defaults]\n",
+    "malformed.json": b'{"defaults": {',
+    "not-a-tarball.tar.gz": b"this is not a tarball\n",
+    "data.txt": b"some data\n",
+}
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    argv: tuple[str, ...]
+    needs: str | None = None  # a command added by another issue: skipped if absent
+
+
+def c(case_id: str, *argv: str, needs: str | None = None) -> Case:
+    return Case(case_id, argv, needs)
+
+
+CASES: list[Case] = [
+    # init
+    c("init-under-a-file", "init", "/dev/null/ws"),
+    c("init-onto-a-file", "init", "{in}/data.txt"),
+    c("init-bad-name", "init", "{in}/new-ws", "--name", "../evil"),
+    c("init-empty-name", "init", "{in}/new-ws", "--name", ""),
+    c("init-nul-path", "init", "{in}/a\x00b"),
+    # project create / ls
+    c("project-traversal", "project", "create", "../evil"),
+    c("project-slash", "project", "create", "a/b"),
+    c("project-absolute", "project", "create", "/tmp/evil"),
+    c("project-dot", "project", "create", "."),
+    c("project-dotdot", "project", "create", ".."),
+    c("project-hidden", "project", "create", ".hidden"),
+    c("project-empty", "project", "create", ""),
+    c("project-65-chars", "project", "create", "p" * 65),
+    c("project-very-long", "project", "create", LONG),
+    c("project-newline", "project", "create", "a\nb"),
+    c("project-trailing-newline", "project", "create", "a\n"),
+    c("project-space", "project", "create", "my project"),
+    c("project-non-utf8", "project", "create", "caf\udce9"),
+    c("project-nul", "project", "create", "P\x00"),
+    c("project-bad-tag", "project", "create", "Q", "--tag", "bad tag"),
+    c("project-ls-extra-arg", "project", "ls", "extra"),
+    # experiment create / ls
+    c("experiment-traversal", "experiment", "create", "P/../x"),
+    c("experiment-no-slash", "experiment", "create", "P"),
+    c("experiment-bad-name", "experiment", "create", "P/-x"),
+    c("experiment-unknown-project", "experiment", "create", "Nope/E2"),
+    c("replicas-negative", "experiment", "create", "P/E2", "--replicas", "-1"),
+    c("replicas-zero", "experiment", "create", "P/E2", "--replicas", "0"),
+    c("replicas-not-int", "experiment", "create", "P/E2", "--replicas", "two"),
+    c("seeds-wrong-length", "experiment", "create", "P/E2", "--seeds", "1,2,3", "--replicas", "2"),
+    c("seeds-not-int", "experiment", "create", "P/E2", "--seeds", "a,b"),
+    c("seeds-float", "experiment", "create", "P/E2", "--seeds", "[1, 2.5]"),
+    c("seeds-empty", "experiment", "create", "P/E2", "--seeds", ""),
+    c("params-missing-file", "experiment", "create", "P/E2", "--params", "{in}/nope.yaml"),
+    c("params-directory", "experiment", "create", "P/E2", "--params", "{in}"),
+    c("params-not-utf8", "experiment", "create", "P/E2", "--params", "{in}/not-utf8.yaml"),
+    c("params-malformed", "experiment", "create", "P/E2", "--params", "{in}/malformed.yaml"),
+    c("params-a-list", "experiment", "create", "P/E2", "--params", "{in}/list.yaml"),
+    c("params-nul-byte", "experiment", "create", "P/E2", "--params", "{in}/nul.yaml"),
+    c("params-duplicate-keys", "experiment", "create", "P/E2", "--params", "{in}/dup-keys.yaml"),
+    c("params-tabs", "experiment", "create", "P/E2", "--params", "{in}/tabs.yaml"),
+    c("param-no-equals", "experiment", "create", "P/E2", "--param", "lr"),
+    c("param-empty-key", "experiment", "create", "P/E2", "--param", "=1"),
+    c("param-nan", "experiment", "create", "P/E2", "--param", "lr=.nan"),
+    c("param-control-char", "experiment", "create", "P/E2", "--param", "lr=\x1b[31m"),
+    c("command-empty", "experiment", "create", "P/E2", "--command", " "),
+    c("command-nul", "experiment", "create", "P/E2", "--command", "echo \x00"),
+    c("experiment-conflict", "experiment", "create", "P/E", "--replicas", "5"),
+    c("experiment-ls-unknown", "experiment", "ls", "Nope"),
+    c("experiment-ls-long", "experiment", "ls", LONG),
+    # run
+    c("run-unknown-project", "run", "Nope/E"),
+    c("run-unknown-experiment", "run", "P/Nope"),
+    c("run-a-project", "run", "P"),
+    c("run-a-run", "run", "P/E/{run_id}"),
+    c("run-replica-negative", "run", "P/E", "--replica", "-1"),
+    c("run-replica-out-of-range", "run", "P/E", "--replica", "2"),
+    c("run-replica-huge", "run", "P/E", "--replica", "9" * 30),
+    c("run-jobs-zero", "run", "P/E", "--jobs", "0"),
+    c("run-jobs-negative", "run", "P/E", "--jobs", "-4"),
+    c("run-unknown-profile", "run", "P/E", "--profile", "nope"),
+    c("run-defaults-profile", "run", "P/E", "--profile", "defaults"),
+    c("run-profile-no-file", "run", "P/E", "--profile", "smoke", "--config", "{in}/nope.yaml"),
+    c("run-config-directory", "run", "P/E", "--config", "{in}"),
+    c("run-config-malformed", "run", "P/E", "--config", "{in}/malformed.yaml"),
+    c("run-config-malformed-json", "run", "P/E", "--config", "{in}/malformed.json"),
+    c("run-config-newer", "run", "P/E", "--config", "{in}/newer.yaml"),
+    c("run-config-cycle", "run", "P/E", "--config", "{in}/cycle.yaml", "--profile", "a"),
+    c(
+        "run-config-unknown-base",
+        "run",
+        "P/E",
+        "--config",
+        "{in}/unknown-base.yaml",
+        "--profile",
+        "a",
+    ),
+    c("run-config-name-clash", "run", "P/E", "--config", "{in}/clash.yaml"),
+    c("run-config-top-level-list", "run", "P/E", "--config", "{in}/top-level-list.yaml"),
+    c("run-config-unknown-key", "run", "P/E", "--config", "{in}/unknown-key.yaml"),
+    c("run-config-toml", "run", "P/E", "--config", "{in}/config.toml"),
+    c("run-config-not-utf8", "run", "P/E", "--config", "{in}/not-utf8.yaml"),
+    c("run-override-no-equals", "run", "P/E", "--override", "epochs"),
+    c("run-override-below-scalar", "run", "P/E", "--override", "a=1", "--override", "a.b=2"),
+    c("run-override-empty-segment", "run", "P/E", "--override", "a..b=1"),
+    c("run-param-inf", "run", "P/E", "--param", "lr=-.inf"),
+    c("run-grid-no-values", "run", "P/E", "--grid", "lr="),
+    c("run-grid-no-key", "run", "P/E", "--grid", "=1,2"),
+    c("run-grid-twice", "run", "P/E", "--grid", "lr=1,2", "--grid", "lr=3"),
+    c("run-argv-nul", "run", "P/E", "--", "echo", "a\x00b"),
+    c("run-very-long-ref", "run", LONG),
+    # ls
+    c("ls-unknown", "ls", "Nope"),
+    c("ls-a-run", "ls", "P/E/{run_id}"),
+    c("ls-too-deep", "ls", "P/E/x/y"),
+    c("ls-bad-status", "ls", "--status", "bogus"),
+    c("ls-bad-format", "ls", "--format", "xml"),
+    c("ls-where-no-equals", "ls", "--where", "lr"),
+    c("ls-where-control-char", "ls", "--where", "lr=\x07"),
+    c("ls-long-status", "ls", "--status", LONG),
+    # show
+    c("show-unknown", "show", "zzzz"),
+    c("show-no-such-run", "show", "P/E/abcd"),
+    c("show-short-prefix", "show", "ab"),
+    c("show-dotdot", "show", "P/E/.."),
+    c("show-traversal", "show", "../../etc/passwd"),
+    c("show-very-long", "show", LONG),
+    c("show-non-utf8", "show", "\udcff\udcfe"),
+    c("no-workspace-here", "-w", "{in}", "show"),
+    c("workspace-is-a-file", "-w", "{in}/data.txt", "ls"),
+    # doctor, and the command line itself
+    c("doctor-unknown-option", "doctor", "--repair"),
+    c("doctor-extra-arg", "doctor", "extra"),
+    c("unknown-command", "frobnicate"),
+    c("unknown-global-option", "--frobnicate", "ls"),
+    # commands of other issues, when present
+    c("assets-add-traversal", "assets", "add", ".", "../evil", "{in}/data.txt", needs="assets"),
+    c("assets-add-missing-file", "assets", "add", ".", "data", "{in}/nope", needs="assets"),
+    c("assets-add-unknown-scope", "assets", "add", "Nope", "data", "{in}/data.txt", needs="assets"),
+    c("assets-show-unknown", "assets", "show", ".", "nope", needs="assets"),
+    c("assets-path-unknown", "assets", "path", "nope", needs="assets"),
+    c("assets-rm-unknown", "assets", "rm", ".", "nope", needs="assets"),
+    c("compare-unknown", "compare", "Nope", needs="compare"),
+    c("compare-bad-format", "compare", "P/E", "--format", "xml", needs="compare"),
+    c("diff-unknown", "diff", "zzzz", "yyyy", needs="diff"),
+    c("cancel-unknown", "cancel", "P/E/abcd", needs="cancel"),
+    c("export-unknown", "export", "Nope", "-o", "{in}/out.tar.gz", needs="export"),
+    c("import-missing", "import", "{in}/nope.tar.gz", needs="import"),
+    c("import-not-a-tarball", "import", "{in}/not-a-tarball.tar.gz", needs="import"),
+]
+
+
+def _registered() -> set[str]:
+    group = typer.main.get_command(app)
+    assert isinstance(group, typer.core.TyperGroup)
+    return set(group.list_commands(typer.Context(group)))
+
+
+REGISTERED = _registered()
+ACTIVE = [case for case in CASES if case.needs is None or case.needs in REGISTERED]
+
+
+def test_the_table_is_large_and_covers_every_command() -> None:
+    assert len({case.id for case in CASES}) == len(CASES)
+    core = [case for case in CASES if case.needs is None]
+    print(
+        f"\nbad inputs: {len(ACTIVE)} tried ({len(core)} core + "
+        f"{len(ACTIVE) - len(core)} for commands of other issues)"
+    )
+    assert len(core) >= 40
+    covered = {case.argv[0] if case.argv[0] != "-w" else case.argv[2] for case in ACTIVE}
+    for command in ("init", "project", "experiment", "run", "ls", "show", "doctor"):
+        assert command in covered
+    for command in REGISTERED - {"run-task"}:
+        assert command in covered, f"no bad input for `molexp {command}`"
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A workspace with P/E (2 replicas) and one succeeded run, built once."""
+    root = tmp_path_factory.mktemp("template") / "ws"
+    root.mkdir()
+    cli = Cli()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        mp.setenv("HOME", str(root.parent))
+        assert cli("init", ".", "--name", "lab").exit_code == 0
+        (root / "molcfg.yaml").write_text(MOLCFG)
+        assert cli("project create P").exit_code == 0
+        made = cli(
+            "experiment",
+            "create",
+            "P/E",
+            "--param",
+            "lr=0.1",
+            "--replicas",
+            "2",
+            "--command",
+            "true",
+        )
+        assert made.exit_code == 0, made.output
+        ran = cli("run", "P/E", "--replica", "0", "--json")
+        assert ran.exit_code == 0, ran.output
+    return root, str(json.loads(ran.stdout)["id"])
+
+
+@pytest.fixture
+def bad_ws(
+    template: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Path, dict[str, str]]:
+    """A fresh copy of the template (the current directory) and the input files."""
+    workspace = tmp_path / "ws"
+    shutil.copytree(template[0], workspace, symlinks=True)
+    monkeypatch.chdir(workspace)
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for name, data in FILES.items():
+        (inputs / name).write_bytes(data)
+    return workspace, {"in": str(inputs), "run_id": template[1]}
+
+
+def check_refusal(code: int, stderr: str) -> None:
+    assert code in (2, 3), f"exit {code}: {stderr}"
+    assert "Traceback" not in stderr
+    lines = stderr.strip().splitlines()
+    assert 1 <= len(lines) <= 2, stderr
+    assert all(len(line) <= MAX_LINE + len("error: ") for line in lines), "message too long"
+
+
+@pytest.mark.parametrize("case", ACTIVE, ids=lambda case: case.id)
+def test_bad_input_is_refused_cleanly_and_changes_nothing(
+    bad_ws: tuple[Path, dict[str, str]], cli: Cli, case: Case
+) -> None:
+    workspace, where = bad_ws
+    before = records_snapshot(workspace)
+    argv = [arg.format(**where) if "{" in arg else arg for arg in case.argv]
+    res = cli(*argv)
+    check_refusal(res.exit_code, res.stderr)
+    assert records_snapshot(workspace) == before, "the workspace changed"
+    assert not (Path(where["in"]) / "new-ws").exists()
+
+
+REAL_ARGV: list[list[bytes]] = [
+    [b"project", b"create", b"caf\xe9"],
+    [b"show", b"\xff\xfe"],
+    [b"experiment", b"create", b"P/\xc3("],
+    [b"run", b"P/E", b"--param", b"lr=\xff"],
+    [b"ls", b"--where", b"lr=\xfe"],
+    [b"show", b"P/E/" + b"a" * 100_000],
+]
+
+
+@pytest.mark.parametrize("argv", REAL_ARGV, ids=lambda a: a[0].decode() + "-" + str(len(a)))
+def test_non_utf8_and_huge_arguments_from_a_real_shell(
+    bad_ws: tuple[Path, dict[str, str]], argv: list[bytes]
+) -> None:
+    workspace, _ = bad_ws
+    before = records_snapshot(workspace)
+    proc = subprocess.run(
+        [*(os.fsencode(a) for a in molexp_exe()), *argv],
+        cwd=workspace,
+        env=proc_env(),
+        capture_output=True,
+        timeout=60,
+    )
+    check_refusal(proc.returncode, proc.stderr.decode("utf-8", "replace"))
+    assert records_snapshot(workspace) == before
+
+
+# --- property-based fuzzing ----------------------------------------------------
+
+TEXT = st.text(
+    st.characters(codec="utf-8", exclude_categories=["Cs"])
+    | st.sampled_from(
+        list("[]{},:'\"#&*!|>%@`-?=.\\/ \t\n\r~$") + ["\x00", "\x07", "\x1b", "\udcff"]
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(TEXT)
+def test_parse_value_never_fails_except_with_a_usage_error(text: str) -> None:
+    try:
+        value = parse_value(text)
+    except UsageError as exc:
+        assert "control character" in exc.message or "not valid UTF-8" in exc.message
+        return
+    try:
+        normalise(value)
+    except UsageError:
+        pass  # .nan / .inf: refused later, with exit 2
+
+
+@settings(max_examples=300, deadline=None)
+@given(TEXT)
+def test_assignments_and_grids_parse_or_refuse_cleanly(text: str) -> None:
+    for parse in (lambda t: parse_assignment(t, "--param"), parse_grid):
+        try:
+            parse(text)
+        except UsageError:
+            pass
+
+
+NAMEISH = st.text(st.sampled_from(list("aZ09._-/\\ \n\x00~$*?:é\udcff")), max_size=70)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(NAMEISH, TEXT, st.from_regex(NAME_PATTERN, fullmatch=True)))
+def test_a_name_is_valid_exactly_when_it_is_one_safe_path_component(name: str) -> None:
+    valid = re.fullmatch(NAME_PATTERN, name) is not None and name not in (".", "..")
+    assert is_valid_name(name) == valid
+    if valid:
+        assert validate_name(name, "project") == name
+        root = Path("/ws/projects")
+        assert (root / name).parent == root and os.path.normpath(root / name) == str(root / name)
+    else:
+        with pytest.raises(InvalidNameError) as info:
+            validate_name(name, "project")
+        assert info.value.exit_code == 2 and len(str(info.value)) < 300
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(NAMEISH)
+def test_project_create_never_writes_for_an_invalid_name(
+    workspace: Path, cli: Cli, name: str
+) -> None:
+    assume(not is_valid_name(name))
+    before = records_snapshot(workspace)
+    res = cli("project", "create", name)
+    check_refusal(res.exit_code, res.stderr)
+    assert records_snapshot(workspace) == before
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(TEXT)
+def test_run_dry_run_with_any_param_value_is_ok_or_refused(
+    bad_ws: tuple[Path, dict[str, str]], cli: Cli, text: str
+) -> None:
+    workspace, _ = bad_ws
+    before = records_snapshot(workspace)
+    res = cli("run", "P/E", "--dry-run", "--param", f"lr={text}")
+    if res.exit_code != 0:
+        check_refusal(res.exit_code, res.stderr)
+    assert records_snapshot(workspace) == before
