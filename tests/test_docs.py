@@ -51,7 +51,7 @@ def test_every_command_has_help_and_a_docs_entry() -> None:
     assert len(commands) >= 8
     for name, cmd in commands:
         assert (cmd.help or "").strip(), f"`molexp {name}` has no help text"  # type: ignore[attr-defined]
-        assert f"## `molexp {name}`" in reference, f"`molexp {name}` is missing from docs/cli.md"
+        assert f"# `molexp {name}`\n" in reference, f"`molexp {name}` is missing from docs/cli.md"
         for param in cmd.params:  # type: ignore[attr-defined]
             if isinstance(param, typer.core.TyperOption) and not param.hidden:
                 assert param.help, f"`molexp {name} {param.opts[0]}` has no help text"

@@ -30,7 +30,32 @@ from molexp.errors import (
 
 
 class MolexpGroup(TyperGroup):
-    """Runs the app without click's standalone error boxes; see module docstring."""
+    """Runs the app without click's standalone error boxes; see module docstring.
+
+    Commands are loaded lazily from :data:`COMMANDS`.
+    """
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(dict.fromkeys([*COMMANDS, *self.commands]))
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            self.commands[cmd_name] = load_command(cmd_name)
+        return self.commands.get(cmd_name)
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        try:
+            return super().resolve_command(ctx, args)
+        except typer.TyperException as exc:
+            message = getattr(exc, "message", "")
+            if args and "Did you mean" not in message:
+                from difflib import get_close_matches
+
+                visible = [n for n, (_, _, kind) in COMMANDS.items() if kind != "hidden"]
+                close = get_close_matches(args[0], visible, n=3)
+                if close:
+                    exc.message = f"{message.rstrip('.')}. Did you mean {', '.join(close)}?"
+            raise
 
     def main(  # type: ignore[override]
         self,
@@ -155,36 +180,48 @@ def main_callback(
     output.set_color(color)
 
 
-def _register() -> None:
-    from molexp.cli import experiment, init, ls, project, run, show
-
-    app.command("init")(init.init)
-    app.add_typer(project.app, name="project")
-    app.add_typer(experiment.app, name="experiment")
-    app.command("run")(run.run)
-    app.command("ls")(ls.ls)
-    app.command("show")(show.show)
-    from molexp.cli import bundle
-
-    app.command("export")(bundle.export)
-    app.command("import")(bundle.import_)
-    from molexp.cli import doctor
-
-    app.command("doctor")(doctor.doctor)
-    from molexp.cli import assets
-
-    app.add_typer(assets.app, name="assets")
-    from molexp.cli import compare
-
-    app.command("compare")(compare.compare)
-    app.command("diff")(compare.diff)
-    from molexp.cli import cancel, slurm
-
-    app.command("cancel")(cancel.cancel)
-    app.command("run-task", hidden=True)(slurm.run_task)
+# name -> (module, attribute, kind): each command is imported and built only when
+# it is used, so `molexp show` does not pay for `assets` or `compare`.  One module
+# per command group (STYLE.md); `kind` is "command" (a function) or "group" (a
+# typer.Typer of subcommands).
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "init": ("molexp.cli.init", "init", "command"),
+    "project": ("molexp.cli.project", "app", "group"),
+    "experiment": ("molexp.cli.experiment", "app", "group"),
+    "run": ("molexp.cli.run", "run", "command"),
+    "ls": ("molexp.cli.ls", "ls", "command"),
+    "show": ("molexp.cli.show", "show", "command"),
+    "assets": ("molexp.cli.assets", "app", "group"),
+    "compare": ("molexp.cli.compare", "compare", "command"),
+    "diff": ("molexp.cli.compare", "diff", "command"),
+    "cancel": ("molexp.cli.cancel", "cancel", "command"),
+    "doctor": ("molexp.cli.doctor", "doctor", "command"),
+    "export": ("molexp.cli.bundle", "export", "command"),
+    "import": ("molexp.cli.bundle", "import_", "command"),
+    "run-task": ("molexp.cli.slurm", "run_task", "hidden"),
+}
 
 
-_register()
+def load_command(name: str) -> Any:
+    """Build the click command ``name`` from its module (see :data:`COMMANDS`)."""
+    import importlib
+
+    from typer.models import CommandInfo, TyperInfo
+
+    module, attr, kind = COMMANDS[name]
+    target = getattr(importlib.import_module(module), attr)
+    if kind == "group":
+        return typer.main.get_group_from_info(
+            TyperInfo(target, name=name),
+            pretty_exceptions_short=False,
+            suggest_commands=True,
+            rich_markup_mode=None,
+        )
+    return typer.main.get_command_from_info(
+        CommandInfo(name=name, callback=target, hidden=kind == "hidden"),
+        pretty_exceptions_short=False,
+        rich_markup_mode=None,
+    )
 
 
 def main(argv: list[str] | None = None) -> NoReturn:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from molexp.core.workspace import Workspace
+if TYPE_CHECKING:
+    from molexp.core.workspace import Workspace
 
 
 @dataclass
@@ -19,4 +21,6 @@ STATE = State()
 
 def workspace() -> Workspace:
     """The workspace for this command (``-w``, ``$MOLEXP_WORKSPACE`` or walking up)."""
+    from molexp.core.workspace import Workspace
+
     return Workspace.find(STATE.workspace)
