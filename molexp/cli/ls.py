@@ -67,11 +67,23 @@ def render(listing: Selection, fmt: str) -> None:
         sys.stdout.write("".join(f"{r.ref}\n" for r in listing.rows))
         return
     columns = ["run", "status", "replica", "profile", "params", "attempts", "duration", "updated (UTC)"]
+    # Cells become text at once, and equal cells share one text: 100,000 rows of values
+    # and then of texts would double the memory (docs/performance.md).
+    shown: dict[Any, tuple[Any, str]] = {}  # (the value itself keeps its id unique)
+
+    def text(value: Any) -> str:
+        key = id(value) if isinstance(value, (dict, list)) else (type(value), value)
+        found = shown.get(key)
+        if found is None:
+            found = shown[key] = (value, output.cell(value))
+        return found[1]
+
     rows = []
     for row in listing.rows:
         s = row.summary()
-        rows.append([row.ref, row.status, s.get("replica"), s.get("profile"), s.get("params"),
-                     s.get("attempt_count"), _duration(s), _when(s.get("updated_at"))])
+        rows.append((row.ref, text(row.status), text(s.get("replica")), text(s.get("profile")),
+                     text(s.get("params")), text(s.get("attempt_count")), text(_duration(s)),
+                     output.cell(_when(s.get("updated_at")))))
     if fmt == "csv":
         output.print_csv(columns, rows)
     else:

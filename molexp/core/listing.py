@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from molexp.core import store
-from molexp.core.runs import RUN_FILE, STATUSES, observe, validate_record
-from molexp.core.workspace import Project, Workspace
+from molexp.core.index import DROPPED, SUMMARY_ONLY, Entry, scan_experiment, summarise
+from molexp.core.runs import ACTIVE, RUN_FILE, STATUSES, Run, load_record, observe
+from molexp.core.workspace import Experiment, Project, Workspace
 from molexp.errors import CorruptRecordError, MolexpError, UsageError
 
 _MISSING = object()
@@ -76,6 +76,195 @@ def matches(record: dict[str, Any], where: Sequence[tuple[str, Any]]) -> bool:
     return True
 
 
+def _under_slurm(record: dict[str, Any]) -> bool:
+    attempts = record.get("attempts") or []
+    last = attempts[-1] if attempts else None
+    return isinstance(last, dict) and last.get("executor") == "slurm"
+
+
+class Row:
+    """A listed run whose record was read in full (queued and running runs, whose
+    status is judged afresh; runs filtered on keys a summary lacks)."""
+
+    __slots__ = ("project", "experiment", "id", "status", "created_at", "_ws", "_record")
+
+    def __init__(self, ws: Workspace, record: dict[str, Any]) -> None:
+        self._ws = ws
+        self._record = record
+        self.project: str = record["project"]
+        self.experiment: str = record["experiment"]
+        self.id: str = record["id"]
+        self.status: str = record["status"]
+        self.created_at: Any = record.get("created_at")
+
+    @property
+    def ref(self) -> str:
+        return f"{self.project}/{self.experiment}/{self.id}"
+
+    @property
+    def run_dir(self) -> Path:
+        return self._ws.projects_dir / self.project / "experiments" / self.experiment / "runs" / self.id  # fmt: skip
+
+    def summary(self) -> dict[str, Any]:
+        """:func:`molexp.core.index.summarise` of the record (what a table shows)."""
+        return summarise(self._record)
+
+    def record(self) -> dict[str, Any]:
+        return self._record
+
+
+# A listed run: from the index (summary parsed, record read on demand) or read in full.
+Listed = Entry | Row
+
+
+@dataclass
+class Selection:
+    """The runs a listing selected, in order, and the problems met on the way.
+
+    Each row has ``project``, ``experiment``, ``id``, ``ref``, ``status`` (as
+    observed), ``created_at``, ``run_dir``, ``summary()`` (the record without its
+    long lists, see :func:`molexp.core.index.summarise`) and ``record()``.
+    """
+
+    rows: list[Listed] = field(default_factory=list)
+    problems: list[MolexpError] = field(default_factory=list)
+    statuses: Sequence[str] = ()
+    where: Sequence[tuple[str, Any]] = ()
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        """The full record of each row, read one at a time.  A record that can no
+        longer be read joins :attr:`problems`; one that changed since it was
+        selected is judged again (observed status, filters)."""
+        for row in self.rows:
+            if isinstance(row, Row):
+                yield row.record()
+                continue
+            try:
+                record = row.record()
+            except FileNotFoundError:
+                self.problems.append(_missing(row.run_dir / RUN_FILE))
+                continue
+            except MolexpError as exc:
+                self.problems.append(exc)
+                continue
+            if record["status"] != row.status:  # changed since the scan
+                _observe_into(record, row.run_dir)
+                if self.statuses and record["status"] not in self.statuses:
+                    continue
+            if self.where and not matches(record, self.where):
+                continue
+            yield record
+
+
+def _missing(path: Path) -> CorruptRecordError:
+    return CorruptRecordError(path, "is missing (run directory without a record)")
+
+
+def _observe_into(record: dict[str, Any], run_dir: Path) -> str:
+    status, reason = observe(record, run_dir)
+    if status != record["status"]:
+        record["recorded_status"] = record["status"]
+        record["status"] = status
+        record["status_reason"] = reason
+    return status
+
+
+# Keys a summary does not hold as the record does: `--where` on them reads the record.
+_FULL_ONLY = frozenset({*DROPPED, *SUMMARY_ONLY})
+
+
+def iter_experiments(
+    ws: Workspace, project: str | None = None, experiment: str | None = None
+) -> Iterator[tuple[str, str]]:
+    for proj in [project] if project else ws.project_names():
+        for exp in [experiment] if experiment else Project(ws, proj).experiment_names():
+            yield proj, exp
+
+
+def select(
+    ws: Workspace,
+    project: str | None = None,
+    experiment: str | None = None,
+    statuses: Sequence[str] = (),
+    where: Sequence[tuple[str, Any]] = (),
+) -> Selection:
+    """The runs matching ``statuses`` (as observed now) and ``where``, oldest first
+    within each experiment, without reading more records than needed.
+
+    Each experiment is scanned through its index (:mod:`molexp.core.index`): every
+    ``run.json`` is ``stat``-ed, and only new or changed ones are read.  Queued and
+    running records are always read afresh: their status can change without their
+    record changing (an owner that died, a SLURM job that left the queue).
+    """
+    for status in statuses:
+        if status not in STATUSES:
+            raise UsageError(f"unknown status {status!r}; use one of: {', '.join(STATUSES)}")
+    out = Selection(statuses=statuses, where=where)
+    full_where = any(key.split(".")[0] in _FULL_ONLY for key, _ in where)
+    slurm_runs: list[Run] = []
+    wanted = frozenset((*statuses, *ACTIVE)) if statuses else None
+    for proj, exp in iter_experiments(ws, project, experiment):
+        scanned = scan_experiment(ws.root, proj, exp, wanted)
+        out.problems.extend(scanned.problems)
+        rows: list[Listed] = []  # in run-id order, as scanned
+        for entry in scanned.entries:
+            if entry.status not in ACTIVE:
+                if statuses and entry.status not in statuses:
+                    continue
+                if where:
+                    try:
+                        candidate = entry.record() if full_where else entry.summary()
+                    except FileNotFoundError:
+                        continue  # gone since the scan
+                    except MolexpError as exc:
+                        out.problems.append(exc)
+                        continue
+                    if not matches(candidate, where):
+                        continue
+                    if full_where:
+                        rows.append(Row(ws, candidate))
+                        continue
+                rows.append(entry)
+                continue
+            run_dir = ws.projects_dir / proj / "experiments" / exp / "runs" / entry.id
+            path = run_dir / RUN_FILE
+            try:
+                record = load_record(path, proj, exp)
+            except FileNotFoundError:
+                out.problems.append(_missing(path))
+                continue
+            except MolexpError as exc:
+                out.problems.append(exc)
+                continue
+            if record["status"] in ACTIVE and _under_slurm(record):
+                slurm_runs.append(Run(Experiment(Project(ws, proj), exp), entry.id, record))
+                continue  # judged below, with one question to SLURM for all of them
+            status = _observe_into(record, run_dir)
+            if statuses and status not in statuses:
+                continue
+            if where and not matches(record, where):
+                continue
+            rows.append(Row(ws, record))
+        # Oldest first within each experiment (ids are hashes: their order means
+        # nothing); the sort is stable, so equal times stay in id order.
+        rows.sort(key=_created)
+        out.rows.extend(rows)
+    if slurm_runs:
+        from molexp.core import slurm
+
+        for seen in slurm.observe_many(slurm_runs):
+            record = slurm.annotate(seen)
+            if (not statuses or seen.status in statuses) and (not where or matches(record, where)):
+                out.rows.append(Row(ws, record))
+        out.rows.sort(key=lambda r: (r.project, r.experiment, _created(r), r.id))
+    return out
+
+
+def _created(row: Listed) -> str:
+    created = row.created_at
+    return created if type(created) is str else str(created)
+
+
 def scan(
     ws: Workspace,
     project: str | None = None,
@@ -84,31 +273,6 @@ def scan(
     where: Sequence[tuple[str, Any]] = (),
 ) -> Listing:
     """Every readable run record (status as observed now) plus the problems met."""
-    for status in statuses:
-        if status not in STATUSES:
-            raise UsageError(f"unknown status {status!r}; use one of: {', '.join(STATUSES)}")
-    out = Listing()
-    for proj, exp, run_dir in iter_run_paths(ws, project, experiment):
-        path = run_dir / RUN_FILE
-        try:
-            record = store.read_json_record(path, "run")
-            validate_record(record, path, proj, exp)
-        except FileNotFoundError:
-            out.problems.append(CorruptRecordError(path, "is missing (run directory without a record)"))
-            continue
-        except MolexpError as exc:
-            out.problems.append(exc)
-            continue
-        status, reason = observe(record, run_dir)
-        if status != record["status"]:
-            record["recorded_status"] = record["status"]
-            record["status"] = status
-            record["status_reason"] = reason
-        if statuses and status not in statuses:
-            continue
-        if where and not matches(record, where):
-            continue
-        out.records.append(record)
-    # Oldest first within each experiment (ids are hashes: their order means nothing).
-    out.records.sort(key=lambda r: (r["project"], r["experiment"], str(r.get("created_at")), r["id"]))
-    return out
+    selection = select(ws, project, experiment, statuses, where)
+    records = list(selection.records())
+    return Listing(records, selection.problems)

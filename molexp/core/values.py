@@ -48,11 +48,32 @@ _MERGE_TAG = "tag:yaml.org,2002:merge"
 # scalar: it matches no node's tag, so the emitter quotes (or tags) the scalar.
 _AMBIGUOUS_TAG = "tag:molexp,2026:ambiguous"
 
+
+class _LazyRe:
+    """A regular expression compiled on first use: compiling them all at import
+    costs ~2 ms of every CLI start, and most commands never parse a value."""
+
+    __slots__ = ("_pattern", "_compiled")
+
+    def __init__(self, pattern: str) -> None:
+        self._pattern = pattern
+        self._compiled: re.Pattern[str] | None = None
+
+    @property
+    def compiled(self) -> re.Pattern[str]:
+        if self._compiled is None:
+            self._compiled = re.compile(self._pattern)
+        return self._compiled
+
+    def match(self, text: str) -> re.Match[str] | None:
+        return self.compiled.match(text)
+
+
 # YAML 1.2 core schema (https://yaml.org/spec/1.2.2/#1033-tag-resolution).
-_NULL_RE = re.compile(r"(?:null|Null|NULL|~|)\Z")
-_BOOL_RE = re.compile(r"(?:true|True|TRUE|false|False|FALSE)\Z")
-_INT_RE = re.compile(r"(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)\Z")
-_FLOAT_RE = re.compile(
+_NULL_RE = _LazyRe(r"(?:null|Null|NULL|~|)\Z")
+_BOOL_RE = _LazyRe(r"(?:true|True|TRUE|false|False|FALSE)\Z")
+_INT_RE = _LazyRe(r"(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)\Z")
+_FLOAT_RE = _LazyRe(
     r"(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
     r"|[-+]?\.(?:inf|Inf|INF)"
     r"|\.(?:nan|NaN|NAN))\Z"
@@ -192,10 +213,10 @@ def _loader_class() -> type[yaml.SafeLoader]:
         Yaml12Loader.add_constructor(tag, constructor)
 
     digits = list("-+0123456789")
-    Yaml12Loader.add_implicit_resolver(_NULL_TAG, _NULL_RE, ["~", "n", "N", ""])
-    Yaml12Loader.add_implicit_resolver(_BOOL_TAG, _BOOL_RE, list("tTfF"))
-    Yaml12Loader.add_implicit_resolver(_INT_TAG, _INT_RE, digits)
-    Yaml12Loader.add_implicit_resolver(_FLOAT_TAG, _FLOAT_RE, [*digits, "."])
+    Yaml12Loader.add_implicit_resolver(_NULL_TAG, _NULL_RE.compiled, ["~", "n", "N", ""])
+    Yaml12Loader.add_implicit_resolver(_BOOL_TAG, _BOOL_RE.compiled, list("tTfF"))
+    Yaml12Loader.add_implicit_resolver(_INT_TAG, _INT_RE.compiled, digits)
+    Yaml12Loader.add_implicit_resolver(_FLOAT_TAG, _FLOAT_RE.compiled, [*digits, "."])
     # `<<: *anchor` merge keys are not part of 1.2 core, but every YAML loader in
     # practice supports them and configs use them; keep them working.
     Yaml12Loader.add_implicit_resolver(_MERGE_TAG, re.compile(r"<<\Z"), ["<"])
@@ -247,7 +268,7 @@ def _dumper_class() -> type[yaml.SafeDumper]:
 # Characters PyYAML may write literally in plain or single-quoted style without
 # changing what is read back; anything else (line breaks, tabs, controls, NEL,
 # U+2028/U+2029, BOM, non-characters) is written double-quoted with escapes.
-_SIMPLE_TEXT_RE = re.compile(
+_SIMPLE_TEXT_RE = _LazyRe(
     "[\x20-\x7e\u00a0-\u2027\u202a-\ud7ff\ue000-\ufdcf\ufdf0-\ufefe\uff00-\ufffd"
     "\U00010000-\U0010ffff]*\\Z"
 )

@@ -1,0 +1,395 @@
+"""A derived, self-validating index of run records, so big workspaces list fast.
+
+Reading and validating 100,000 ``run.json`` files takes seconds; ``stat``-ing them
+takes a fraction of that.  Each experiment gets one index file,
+``<workspace>/.molexp/index/<project>/<experiment>.idx``, holding for every run
+the *signature* of its ``run.json`` (``st_mtime_ns``, ``st_size``, ``st_ino``,
+``st_ctime_ns``) at the moment it was read, and a summary of the record as it was
+validated then.
+
+Nothing in it is trusted without checking the file it describes:
+
+- Every scan lists the ``runs/`` directory and ``stat``s every ``run.json``.  An
+  entry is used only when the signature is unchanged; anything else (a record
+  rewritten by molexp, edited by hand, copied in by rsync with its old mtime but
+  a new inode and ctime, replaced, deleted, added behind molexp's back) is read
+  and validated again, and only that record.
+- ``st_ctime_ns`` cannot be set by users (``touch``/``rsync -t`` set mtime only),
+  so an in-place edit that keeps size and mtime is still seen.  A record whose
+  ctime is within :data:`RACY_NS` of the time it was read is not stored at all
+  (two edits in one timestamp tick could otherwise look alike): it is read again
+  next time, like a new one.
+- Unreadable or invalid records are never stored: they are read, and reported,
+  on every scan.
+- The file carries a format number, the molexp version, the experiment it
+  describes and an xxh3 checksum of its content; an index that fails any check
+  (truncated, edited, written by another version) is ignored and rebuilt.
+- It is written atomically (``store.atomic_write_bytes``) and only on a best-effort
+  basis: a read-only workspace lists correctly, just without the speed-up.  No
+  lock is needed: two processes (or hosts) writing it at once each rename a
+  complete, valid file into place, and the loser's work is simply redone later.
+
+Deleting ``.molexp/`` loses nothing.  ``MOLEXP_NO_INDEX=1`` bypasses the index
+(every record is read), e.g. on an NFS mount whose attribute cache is too slow
+for a particular use (see ``docs/performance.md``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from molexp.core import store
+from molexp.core.names import is_valid_name
+from molexp.core.runs import RUN_FILE, load_record, validate_record
+from molexp.errors import CorruptRecordError, MolexpError
+
+INDEX_DIR = ".molexp/index"
+SUFFIX = ".idx"
+FORMAT = 1
+MAGIC = "molexp-run-index"
+RACY_NS = 3_000_000_000
+# Record keys a summary leaves out (long lists), and the two it adds instead.
+DROPPED = ("attempts", "inputs")
+SUMMARY_ONLY = ("attempt_count", "last_attempt")
+LAST_ATTEMPT_KEYS = ("n", "status", "exit_code", "duration", "executor")
+# The record keys every summary has (None when a record lacks one), in record order.
+KNOWN = (
+    "schema_version", "id", "project", "experiment", "identity", "params", "replica",
+    "seed", "profile", "config", "config_hash", "status", "created_at", "updated_at",
+    "results",
+)  # fmt: skip
+_KNOWN = frozenset(KNOWN)
+
+# An index file is three parts, one per line, then one line per run:
+#   molexp-run-index FORMAT MOLEXP_VERSION SCHEMA_VERSION XXH3_128(rest of the file)
+#   {"project": ..., "experiment": ..., "values": [distinct params and configs]}
+#   RUN_ID <TAB> MTIME_NS CTIME_NS INO SIZE <TAB> STATUS <TAB> CREATED_AT <TAB>
+#       PARAMS_REF <TAB> CONFIG_REF <TAB> REST
+# Lines are split only when needed (plain text is much faster to load than JSON
+# for 100,000 runs).  *_REF index ``values`` (replicas share their params and
+# config); REST is the JSON array [identity, replica, seed, profile, config_hash,
+# updated_at, results, other keys (object or null), attempt_count, last attempt
+# (array of LAST_ATTEMPT_KEYS, or null)].  JSON escapes tabs and newlines, so
+# REST never holds one; runs whose id or created_at would are not stored.
+
+
+def enabled() -> bool:
+    """False when ``MOLEXP_NO_INDEX`` is set (to anything but ``0`` or empty)."""
+    return os.environ.get("MOLEXP_NO_INDEX", "") in ("", "0")
+
+
+def summarise(record: dict[str, Any]) -> dict[str, Any]:
+    """A record without its long lists: every :data:`KNOWN` key, any other keys
+    but ``attempts``/``inputs``, then ``attempt_count`` and ``last_attempt``
+    (:data:`LAST_ATTEMPT_KEYS` of the latest attempt).  What a table shows."""
+    out = {k: record.get(k) for k in KNOWN}
+    out.update((k, v) for k, v in record.items() if k not in _KNOWN and k not in DROPPED)
+    attempts = record.get("attempts") or []
+    last = attempts[-1] if attempts and isinstance(attempts[-1], dict) else None
+    out["attempt_count"] = len(attempts)
+    out["last_attempt"] = {k: last.get(k) for k in LAST_ATTEMPT_KEYS} if last else None
+    return out
+
+
+class Entry:
+    """One readable run as the index last validated it: cheap fields now, its
+    summary (parsed from the index) or full record (read now) on demand."""
+
+    __slots__ = ("id", "status", "created_at", "project", "experiment", "_tail", "_values", "_runs")
+
+    def __init__(
+        self,
+        run_id: str,
+        status: str,
+        created_at: Any,
+        tail: str,
+        values: list[Any],
+        project: str,
+        experiment: str,
+        runs_dir: Path,
+    ) -> None:
+        self.id = run_id
+        self.status = status
+        self.created_at = created_at
+        self.project = project
+        self.experiment = experiment
+        self._tail = tail  # "PARAMS_REF <TAB> CONFIG_REF <TAB> REST" of the index line
+        self._values = values
+        self._runs = runs_dir
+
+    @property
+    def ref(self) -> str:
+        return f"{self.project}/{self.experiment}/{self.id}"
+
+    @property
+    def run_dir(self) -> Path:
+        return self._runs / self.id
+
+    def record(self) -> dict[str, Any]:
+        """The full record, read (and validated) now."""
+        return load_record(self._runs / self.id / RUN_FILE, self.project, self.experiment)
+
+    def summary(self) -> dict[str, Any]:
+        """:func:`summarise` of the record as validated (params and config may be
+        shared with other summaries: treat them as read-only)."""
+        try:
+            params_ref, config_ref, rest_json = self._tail.split("\t")
+            params = self._values[int(params_ref)]
+            config = self._values[int(config_ref)]
+            rest = json.loads(rest_json)
+            other = rest[7] or {}
+            out: dict[str, Any] = {
+                "schema_version": store.SCHEMA_VERSION,  # records are migrated on read
+                "id": self.id,
+                "project": self.project,
+                "experiment": self.experiment,
+                "identity": rest[0],
+                "params": params,
+                "replica": rest[1],
+                "seed": rest[2],
+                "profile": rest[3],
+                "config": config,
+                "config_hash": rest[4],
+                "status": self.status,
+                "created_at": self.created_at,
+                "updated_at": rest[5],
+                "results": rest[6],
+                **other,
+                "attempt_count": rest[8],
+                "last_attempt": None if rest[9] is None else dict(zip(LAST_ATTEMPT_KEYS, rest[9])),
+            }
+        except (ValueError, IndexError, TypeError) as exc:  # only a forged index gets here
+            raise CorruptRecordError(
+                f"{INDEX_DIR}/{self.project}/{self.experiment}{SUFFIX}",
+                "is inconsistent",
+                "Delete the workspace's .molexp/index/ (derived data: it is rebuilt).",
+            ) from exc
+        return out
+
+
+@dataclass
+class Scanned:
+    """What a scan of one experiment's runs found."""
+
+    entries: list[Entry] = field(default_factory=list)
+    problems: list[MolexpError] = field(default_factory=list)
+
+
+def index_path(ws_root: Path, project: str, experiment: str) -> Path | None:
+    """Where the index of an experiment lives (None for names unsafe as file names)."""
+    if not (is_valid_name(project) and is_valid_name(experiment)):
+        return None
+    return ws_root / INDEX_DIR / project / f"{experiment}{SUFFIX}"
+
+
+def _header(checksum: str) -> bytes:
+    from molexp._version import __version__
+
+    return f"{MAGIC} {FORMAT} {__version__} {store.SCHEMA_VERSION} {checksum}\n".encode()
+
+
+def _signature(st: os.stat_result) -> str:
+    return f"{st.st_mtime_ns} {st.st_ctime_ns} {st.st_ino} {st.st_size}"
+
+
+def _load(path: Path, project: str, experiment: str) -> tuple[list[Any], dict[str, str]]:
+    """``(values, line by run id)`` of a valid index file, else empty ones."""
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        return [], {}
+    head, _, body = raw.partition(b"\n")
+    try:
+        import xxhash
+
+        if _header(xxhash.xxh3_128_hexdigest(body)) != head + b"\n":
+            return [], {}
+        meta_line, _, lines = body.decode().partition("\n")
+        meta = json.loads(meta_line)
+        if meta["project"] != project or meta["experiment"] != experiment:
+            return [], {}
+        values = meta["values"]
+        if not isinstance(values, list):
+            return [], {}
+        rows = lines.split("\n") if lines else []
+        return values, dict(zip([r[: r.index("\t")] for r in rows], rows))
+    except (ValueError, KeyError, TypeError):
+        return [], {}
+
+
+class _Values:
+    """A table of distinct JSON values (params/config shared by many runs)."""
+
+    def __init__(self, items: list[Any]) -> None:
+        self.items = items
+        self._refs: dict[str, int] | None = None
+
+    def ref(self, value: Any) -> int:
+        if self._refs is None:
+            self._refs = {}
+            for i, item in enumerate(self.items):
+                self._refs.setdefault(json.dumps(item, ensure_ascii=False), i)
+        key = json.dumps(value, ensure_ascii=False)
+        found = self._refs.get(key)
+        if found is None:
+            found = self._refs[key] = len(self.items)
+            self.items.append(value)
+        return found
+
+
+def _tail(record: dict[str, Any], table: _Values) -> str:
+    """``PARAMS_REF <TAB> CONFIG_REF <TAB> REST`` of a validated record."""
+    attempts = record.get("attempts") or []
+    last = attempts[-1] if attempts and isinstance(attempts[-1], dict) else None
+    other = {k: v for k, v in record.items() if k not in _KNOWN and k not in DROPPED}
+    rest = [
+        record.get("identity"), record.get("replica"), record.get("seed"),
+        record.get("profile"), record.get("config_hash"), record.get("updated_at"),
+        record.get("results"), other or None, len(attempts),
+        [last.get(k) for k in LAST_ATTEMPT_KEYS] if last else None,
+    ]  # fmt: skip
+    return "\t".join((
+        str(table.ref(record.get("params"))), str(table.ref(record.get("config"))),
+        json.dumps(rest, ensure_ascii=False, separators=(",", ":")),
+    ))  # fmt: skip
+
+
+def _save(path: Path, project: str, experiment: str, values: list[Any], lines: list[str]) -> None:
+    import xxhash
+
+    # Keep only the values some line refers to (renumbered).
+    remap: dict[str, str] = {}
+    kept: list[Any] = []
+    out = [""]  # the values line, once they are known
+    for line in lines:
+        parts = line.split("\t")
+        try:
+            for col in (4, 5):
+                ref = parts[col]
+                if ref not in remap:
+                    remap[ref] = str(len(kept))
+                    kept.append(values[int(ref)])
+                parts[col] = remap[ref]
+        except (ValueError, IndexError):  # only a forged index gets here
+            continue
+        out.append("\t".join(parts))
+    out[0] = json.dumps(
+        {"project": project, "experiment": experiment, "values": kept},
+        ensure_ascii=False, separators=(",", ":"),
+    )  # fmt: skip
+    body = "\n".join(out).encode()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        store.atomic_write_bytes(path, _header(xxhash.xxh3_128_hexdigest(body)) + body)
+    except OSError:
+        pass  # a read-only workspace still lists, just without the index
+
+
+def _read(dir_fd: int, name: str, path: Path) -> tuple[os.stat_result, dict[str, Any]]:
+    """Open ``<name>/run.json`` relative to ``dir_fd``; its signature is taken from
+    the open file *before* reading, so a change during the read is seen next time."""
+    try:
+        fd = os.open(f"{name}/{RUN_FILE}", os.O_RDONLY, dir_fd=dir_fd)
+    except (FileNotFoundError, NotADirectoryError):
+        raise
+    except OSError as exc:
+        raise CorruptRecordError(path, f"cannot be read ({exc.strerror})") from exc
+    try:
+        st = os.fstat(fd)
+        with open(fd, "rb", closefd=False) as fh:
+            raw = fh.read()
+    except OSError as exc:
+        raise CorruptRecordError(path, f"cannot be read ({exc.strerror})") from exc
+    finally:
+        os.close(fd)
+    return st, store.parse_json_record(raw, path, "run")
+
+
+def scan_experiment(
+    ws_root: Path,
+    project: str,
+    experiment: str,
+    wanted: Collection[str] | None = None,
+) -> Scanned:
+    """Every run of one experiment: readable ones as entries, the others as problems.
+
+    ``wanted`` limits the entries to runs with these recorded statuses (every run
+    is still checked, and every problem reported).  Uses and refreshes the
+    experiment's index unless :func:`enabled` is false.
+    """
+    runs_dir = ws_root / "projects" / project / "experiments" / experiment / "runs"
+    out = Scanned()
+    try:
+        dir_fd = os.open(runs_dir, os.O_RDONLY | os.O_DIRECTORY)
+    except (FileNotFoundError, NotADirectoryError):
+        return out
+    try:
+        path = index_path(ws_root, project, experiment) if enabled() else None
+        values, old = _load(path, project, experiment) if path else ([], {})
+        table = _Values(values)
+        kept: list[str] = []  # the lines of the index to write
+        changed = False  # whether the index on disk no longer matches ``kept``
+        racy_before = time.time_ns() - RACY_NS
+        suffix = "/" + RUN_FILE
+        take, stat, entries = old.pop, os.stat, out.entries
+        for name in sorted(os.listdir(dir_fd)):
+            if name[0] == ".":
+                continue
+            line = take(name, None)
+            if line is not None:
+                try:
+                    st = stat(name + suffix, dir_fd=dir_fd)
+                    _, signature, status, created, tail = line.split("\t", 4)
+                except (OSError, ValueError):
+                    pass
+                else:
+                    if signature == f"{st.st_mtime_ns} {st.st_ctime_ns} {st.st_ino} {st.st_size}":
+                        kept.append(line)
+                        if wanted is None or status in wanted:
+                            entries.append(Entry(
+                                name, status, created, tail, values, project, experiment,
+                                runs_dir,
+                            ))  # fmt: skip
+                        continue
+                changed = True  # a stale entry: dropped, or replaced below
+            record_path = runs_dir / name / RUN_FILE
+            try:
+                st, record = _read(dir_fd, name, record_path)
+                validate_record(record, record_path, project, experiment)
+            except NotADirectoryError:
+                continue  # a stray file beside the run directories
+            except FileNotFoundError:
+                out.problems.append(
+                    CorruptRecordError(record_path, "is missing (run directory without a record)")
+                )
+                continue
+            except MolexpError as exc:
+                out.problems.append(exc)
+                continue
+            created_at = record.get("created_at")
+            plain = isinstance(created_at, str) and not any(
+                c in text for c in "\t\n" for text in (name, created_at)
+            )
+            status = record["status"]
+            tail = _tail(record, table)
+            if wanted is None or status in wanted:
+                entries.append(
+                    Entry(name, status, created_at, tail, values, project, experiment, runs_dir)
+                )
+            if plain and st.st_ctime_ns < racy_before and st.st_mtime_ns < racy_before:
+                # (a too recent record is read again next time)
+                kept.append("\t".join((name, _signature(st), status, str(created_at), tail)))
+                changed = True
+        if old:
+            changed = True  # runs removed since the index was written
+        if path is not None and changed:
+            _save(path, project, experiment, values, kept)
+    finally:
+        os.close(dir_fd)
+    return out

@@ -1,0 +1,42 @@
+"""The benchmark script runs (a smoke test: timings are printed, never asserted)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+
+@pytest.mark.slow
+def test_the_quick_benchmark_runs_and_reports_every_figure(tmp_path: Path) -> None:
+    env = dict(os.environ)
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    table = tmp_path / "table.md"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--no-goals",
+         "--reps", "1", "--dir", str(tmp_path / "bench"), "--markdown", str(table)],
+        capture_output=True, text=True, env=env, timeout=900,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for figure in (
+        "molexp --version",
+        "molexp --help",
+        "molexp show RUN --json",
+        "molexp run (no-op, succeeded)",
+        "molexp run -- true: overhead",
+        "ls --status failed --format json (2000 runs)",
+        "ls --format ids (2000 runs)",
+        "peak memory: ls --format ids",
+        "show P/E/RUN --json among 2000 runs",
+        "create a run: molexp time beyond the filesystem's",
+    ):
+        assert figure in proc.stdout, figure
+    # Correctness is checked even here: the index changes no output.
+    (row,) = [line for line in proc.stdout.splitlines() if "with the index = without" in line]
+    assert row.rstrip().endswith("yes")
+    assert table.read_text().count("\n| ") >= 15
