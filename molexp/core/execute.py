@@ -241,6 +241,8 @@ def run_command(
 
 
 def write_json_file(path: Path, data: Any) -> None:
+    """The command's copies of params/config: atomic, re-created every attempt."""
     from molexp.core.store import atomic_write_bytes
 
-    atomic_write_bytes(path, (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode())
+    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    atomic_write_bytes(path, text.encode(), durable=False)

@@ -6,6 +6,7 @@ most commands never need it.  Not being in a git repository is not an error.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,18 @@ class GitInfo:
         return out
 
 
+def _in_repository(directory: Path) -> bool:
+    """Cheap: a ``.git`` (a directory, or the file of a worktree or submodule) here
+    or above, or ``$GIT_DIR``.  Importing GitPython costs 35-60 ms (it runs
+    ``git version``), which a run outside any repository should not pay."""
+    if os.environ.get("GIT_DIR"):
+        return True
+    return any((d / ".git").exists() for d in (directory, *directory.parents))
+
+
 def _capture_dir(directory: str) -> GitInfo:
+    if not _in_repository(Path(directory)):
+        return GitInfo()
     try:
         import git
     except ImportError:  # git executable missing: GitPython refuses to import

@@ -71,20 +71,27 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so that readers see the old or the new file."""
+def atomic_write_bytes(path: Path, data: bytes, durable: bool = True) -> None:
+    """Replace ``path`` with ``data`` so that readers see the old or the new file.
+
+    ``durable`` (records) also fsyncs the file and its directory, so a crash
+    never loses a record once written; files re-created by every attempt (the
+    command's params/config copies) skip the fsyncs and stay atomic.
+    """
     fd, tmp = _open_temp(path.parent, path.name)
     try:
         try:
             _write_all(fd, data)
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    if durable:
+        _fsync_dir(path.parent)
 
 
 def create_exclusive(path: Path, data: bytes) -> bool:
