@@ -543,19 +543,6 @@ class AddResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _make_temp_dir(parent: Path, tag: str) -> Path:
     for _ in range(100):
         path = parent / f"{store.TMP_PREFIX}{tag}-{os.urandom(6).hex()}"
@@ -740,7 +727,7 @@ def _add(
         if moved_in is not None and action not in ("added", "replaced"):
             os.rename(data, moved_in)  # put the user's data back where it was
         _remove_tree(staging)
-    _fsync_dir(scope.assets_dir)
+    store.fsync_dir(scope.assets_dir)
     asset = load_asset(scope, name)
     if action == "exists":  # another process added the name meanwhile
         if asset.content_hash == content.content_hash:
@@ -1055,7 +1042,7 @@ def remove_asset(scope: Scope, name: str, force: bool = False) -> tuple[Asset, U
     except OSError as exc:
         raise _os_error(exc, asset.dir, f"remove asset {name!r}") from None
     _remove_tree(trash)
-    _fsync_dir(scope.assets_dir)
+    store.fsync_dir(scope.assets_dir)
     return asset, users
 
 

@@ -751,7 +751,7 @@ class _Importer:
                 self.report.imported.append(item)
                 return True
             if _place_file(src, dest):
-                store._fsync_dir(dest.parent)
+                store.fsync_dir(dest.parent)
                 self.report.imported.append(item)
                 return True
         mine = _definition_for_compare(ours.definition())
@@ -781,7 +781,7 @@ class _Importer:
             except OSError:
                 pass  # created meanwhile: compare below
             else:
-                store._fsync_dir(dest.parent)
+                store.fsync_dir(dest.parent)
                 self.report.imported.append(item)
                 return
         if kind == "run":

@@ -350,20 +350,10 @@ def summarise(outcomes: Sequence[Outcome]) -> Mapping[str, int]:
 
 def preview(exp: Experiment, spec: RunSpec, options: RunOptions) -> Outcome:
     """What `run` would do with ``spec``; writes nothing (``--dry-run``)."""
-    from molexp.core.runs import RUN_FILE, load_record, new_record
+    from molexp.core.runs import peek_run
 
-    path = exp.runs_dir / spec.run_id / RUN_FILE
-    try:
-        record = load_record(path, spec.project, spec.experiment)
-        exists = True
-    except FileNotFoundError:
-        record = new_record(
-            exp, spec.run_id, spec.params, spec.replica, spec.seed, spec.profile,
-            spec.config, "derived",
-        )
-        exists = False
-    run = Run(exp, spec.run_id, record)
-    status, _ = observe(record, run.dir)
+    run, exists = peek_run(exp, spec)
+    status, _ = observe(run.record, run.dir)
     if status == "succeeded" and not options.force:
         would = "skip (up to date)"
     elif status in ACTIVE:

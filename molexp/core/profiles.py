@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from molexp.core.store import load_yaml_cached
-from molexp.core.values import deep_merge, set_dotted
+from molexp.core.values import deep_merge, set_dotted, type_name
 from molexp.errors import ConfigError, SchemaVersionError, UsageError
 
 __all__ = [
@@ -95,22 +95,6 @@ class ResolvedConfig:
     source: Path | None
 
 
-def _type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a float"
-    return f"a {type(value).__name__}"
 
 
 def _read(path: Path, cache_dir: Path | None = None) -> Any:
@@ -160,11 +144,11 @@ def _mapping(value: Any, path: Path, what: str) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise ConfigError(f"{path}: {what} must be a mapping, found {_type_name(value)}")
+        raise ConfigError(f"{path}: {what} must be a mapping, found {type_name(value)}")
     for key in value:
         if not isinstance(key, str):
             raise ConfigError(
-                f"{path}: {what} has key {key!r} ({_type_name(key)}); keys must be strings",
+                f"{path}: {what} has key {key!r} ({type_name(key)}); keys must be strings",
                 "Quote the key in the file.",
             )
     return value
@@ -199,7 +183,7 @@ def load_config_file(path: Path, cache_dir: Path | None = None) -> ConfigFile:
     if not isinstance(data, dict):
         raise ConfigError(
             f"{path}: the top level must be a mapping (version, defaults, profiles), "
-            f"found {_type_name(data)}"
+            f"found {type_name(data)}"
         )
     top = _mapping(data, path, "the top level")
     version = _check_version(top.get("version"), path)

@@ -206,6 +206,25 @@ def load_record(path: Path, project: str, experiment: str) -> dict[str, Any]:
     return record
 
 
+def record_for(exp: Experiment, spec: RunSpec) -> dict[str, Any]:
+    """The fresh ``pending`` record of the derived run ``spec``."""
+    return new_record(
+        exp, spec.run_id, spec.params, spec.replica, spec.seed, spec.profile, spec.config, "derived"
+    )
+
+
+def peek_run(exp: Experiment, spec: RunSpec) -> tuple[Run, bool]:
+    """``(run, exists)``: the run of ``spec`` as on disk, or as it would be created.
+
+    Writes nothing (``--dry-run``, planning a submission).
+    """
+    path = exp.runs_dir / spec.run_id / RUN_FILE
+    try:
+        return Run(exp, spec.run_id, load_record(path, spec.project, spec.experiment)), True
+    except FileNotFoundError:
+        return Run(exp, spec.run_id, record_for(exp, spec)), False
+
+
 def create_run(
     exp: Experiment, run_id: str | None = None, params: Mapping[str, Any] | None = None
 ) -> Run:
@@ -240,9 +259,7 @@ def ensure_run(exp: Experiment, spec: RunSpec) -> Run:
             "Restore run.json (from a backup), or move the run directory away; "
             "molexp will not start over on top of its logs.",
         )
-    record = new_record(
-        exp, spec.run_id, spec.params, spec.replica, spec.seed, spec.profile, spec.config, "derived"
-    )
+    record = record_for(exp, spec)
     store.ensure_inside(exp.workspace.root, run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     if store.create_exclusive(path, store.dumps_json(record)):

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from molexp.core import lock as locks
 from molexp.core import store
-from molexp.core.runs import ACTIVE, RUN_FILE, Run, observe
+from molexp.core.runs import ACTIVE, Run, observe
 from molexp.errors import ExecutorError, MolexpError, UsageError
 
 if TYPE_CHECKING:
@@ -454,29 +454,13 @@ def prepare(
     so (:func:`observe_many`) before they are submitted again.
     """
     from molexp.core.lifecycle import Outcome
-    from molexp.core.runs import load_record, new_record
+    from molexp.core.runs import peek_run
 
     _command_of(exp, options)
     args = [*default_sbatch_args(exp), *check_sbatch_args(sbatch_args, "--sbatch-arg")]
     runs: list[tuple[Run, bool]] = []
     for spec in specs:
-        path = exp.runs_dir / spec.run_id / RUN_FILE
-        try:
-            runs.append(
-                (Run(exp, spec.run_id, load_record(path, spec.project, spec.experiment)), True)
-            )
-        except FileNotFoundError:
-            record = new_record(
-                exp,
-                spec.run_id,
-                spec.params,
-                spec.replica,
-                spec.seed,
-                spec.profile,
-                spec.config,
-                "derived",
-            )
-            runs.append((Run(exp, spec.run_id, record), False))
+        runs.append(peek_run(exp, spec))
     slurm_active = [r for r, _ in runs if is_slurm_active(r.record)]
     judged = {id(r): s for r, s in zip(slurm_active, observe_many(slurm_active, fix=fix))}
     outcomes: list[Outcome] = []

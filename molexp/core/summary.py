@@ -6,6 +6,7 @@ from typing import Any
 
 from molexp.core.refs import Ref
 from molexp.core.runs import ACTIVE, RUN_FILE, Run, load_record, observe
+from molexp.errors import MolexpError
 
 
 def run_record(ref: Ref) -> dict[str, Any]:
@@ -47,7 +48,7 @@ def describe(ref: Ref) -> dict[str, Any]:
             try:
                 run = Run.load(ref.experiment, run_id)
                 status = observe(run.record, run.dir)[0]
-            except (FileNotFoundError, Exception):  # noqa: BLE001 - counted, not fatal
+            except (FileNotFoundError, MolexpError):  # counted, not fatal
                 status = "unreadable"
             else:
                 if run.status in ACTIVE and run.attempts and run.attempts[-1].get("executor") == "slurm":

@@ -538,19 +538,20 @@ def parse_grid(text: str) -> tuple[str, list[Any]]:
     return ".".join(segments), values
 
 
-def _kind(value: Any) -> str:
+def type_name(value: Any) -> str:
+    """How a value's type reads in a message: ``null``, ``a mapping``, ``an integer``..."""
     if value is None:
         return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a float"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
+    for kind, label in (
+        (bool, "a boolean"),
+        (int, "an integer"),
+        (float, "a float"),
+        (str, "a string"),
+        (list, "a list"),
+        (dict, "a mapping"),
+    ):
+        if isinstance(value, kind):
+            return label
     return f"a {type(value).__name__}"
 
 
@@ -570,7 +571,7 @@ def set_dotted(target: dict[str, Any], key: str, value: Any, what: str = "--over
         if not isinstance(child, dict):
             path = ".".join(segments[:depth])
             raise ConfigError(
-                f"{what} '{key}': '{path}' is {_kind(child)} ({child!r}), not a mapping, "
+                f"{what} '{key}': '{path}' is {type_name(child)} ({child!r}), not a mapping, "
                 f"so it has no key '{segments[depth]}'",
                 f"Set '{path}' as a whole instead, "
                 f"e.g. {what} '{path}={{{segments[depth]}: VALUE}}'.",
