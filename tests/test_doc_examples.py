@@ -298,7 +298,13 @@ def run_page(page: Page, work: Path, env: dict[str, str]) -> list[Outcome]:
 
 
 def page_env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MOLEXP_")}
+    # Not MOLEXP_*, and not a parent make's flags (under `make test`, a make run by a
+    # page would print "Entering directory" lines a reader's shell never shows).
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("MOLEXP_") and k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")
+    }
     env.update(
         HOME=str(home),
         NO_COLOR="1",
