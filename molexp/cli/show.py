@@ -26,10 +26,15 @@ def show(
         return
     target = resolve(ws, ref)
     record = summary.describe(target)
+    unreadable = record.get("runs", {}).get("unreadable", []) if target.kind == "experiment" else []
     if json_out:
         output.print_json(record)
-        return
-    {"run": _run, "experiment": _experiment}.get(target.kind, _generic)(record)
+    else:
+        {"run": _run, "experiment": _experiment}.get(target.kind, _generic)(record)
+    for problem in unreadable:  # one bad record never hides the others, but is named
+        output.error(problem)
+    if unreadable:
+        raise typer.Exit(3)
 
 
 def _generic(record: dict[str, Any]) -> None:
@@ -38,6 +43,7 @@ def _generic(record: dict[str, Any]) -> None:
 
 def _experiment(record: dict[str, Any]) -> None:
     runs = record.pop("runs")
+    runs.pop("unreadable", None)  # named on stderr
     output.print_kv([(k, v) for k, v in record.items()])
     output.print_kv([("runs", runs["total"]), *sorted(runs["by_status"].items())])
 

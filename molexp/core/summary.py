@@ -44,12 +44,17 @@ def describe(ref: Ref) -> dict[str, Any]:
         by_status: dict[str, int] = {}
         ids = ref.experiment.run_ids()
         slurm_runs: list[Run] = []
+        unreadable: list[str] = []
         for run_id in ids:
             try:
                 run = Run.load(ref.experiment, run_id)
                 status = observe(run.record, run.dir)[0]
-            except (FileNotFoundError, MolexpError):  # counted, not fatal
+            except FileNotFoundError:
                 status = "unreadable"
+                unreadable.append(f"{ref.experiment.runs_dir / run_id / RUN_FILE}: is missing")
+            except MolexpError as exc:  # counted and named, not fatal
+                status = "unreadable"
+                unreadable.append(str(exc).splitlines()[0])
             else:
                 if run.status in ACTIVE and run.attempts and run.attempts[-1].get("executor") == "slurm":
                     slurm_runs.append(run)  # asked about below, all at once
@@ -60,7 +65,7 @@ def describe(ref: Ref) -> dict[str, Any]:
 
             for seen in slurm.observe_many(slurm_runs):
                 by_status[seen.status] = by_status.get(seen.status, 0) + 1
-        record["runs"] = {"total": len(ids), "by_status": by_status}
+        record["runs"] = {"total": len(ids), "by_status": by_status, "unreadable": unreadable}
         record["path"] = str(ref.experiment.path)
         return record
     if ref.kind == "project":

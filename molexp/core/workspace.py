@@ -68,6 +68,9 @@ def find_workspace_root(explicit: str | os.PathLike[str] | None, cwd: Path | Non
     )
 
 
+MAX_REPLICAS = 1_000_000
+
+
 def _check_int(value: Any, what: str, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise UsageError(f"{what} must be an integer >= {minimum}, got {value!r}")
@@ -337,6 +340,11 @@ def build_definition(
         if replicas is None:
             replicas = len(seed_list)
     count = _check_int(1 if replicas is None else replicas, "replicas", 1)
+    if count > MAX_REPLICAS:
+        raise UsageError(
+            f"replicas must be at most {MAX_REPLICAS:,}, got {count:,}: "
+            "split the work into several experiments"
+        )
     if seed_list is not None and len(seed_list) != count:
         raise UsageError(
             f"seeds has {len(seed_list)} entries but replicas is {count}: "

@@ -172,3 +172,20 @@ def test_not_a_git_repository_is_fine(exp: Path, cli: Cli) -> None:
     r = cli("run qm9/baseline -r 0 --json")
     rec = json.loads(cli("show", lines(r.stdout)[0]["id"], "--json").stdout)
     assert r.exit_code == 0 and rec["attempts"][0]["git"] is None
+
+
+def test_show_experiment_names_unreadable_runs(exp: Path, cli: Cli) -> None:
+    r = cli("run qm9/baseline --json")
+    first = lines(r.stdout)[0]
+    (Path(first["run_dir"]) / "run.json").write_text("{ torn")
+    shown = cli("show qm9/baseline --json")
+    assert shown.exit_code == 3
+    record = json.loads(shown.stdout)
+    assert record["runs"]["total"] == 2 and record["runs"]["by_status"]["unreadable"] == 1
+    assert "run.json" in shown.stderr and "not valid JSON" in shown.stderr
+
+
+def test_absurd_replica_counts_are_refused(workspace: Path, cli: Cli) -> None:
+    cli("project create p")
+    r = cli("experiment create p/e --replicas 100000000 --command true")
+    assert r.exit_code == 2 and "at most" in r.stderr
