@@ -85,7 +85,11 @@ def bench(n: int, root: Path) -> dict[str, float]:
 
 
 def main(argv: list[str]) -> int:
-    sizes = [int(a) for a in argv] or [4, 32]
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sizes", nargs="*", type=int, help="replica counts (default: 4 32)")
+    sizes = parser.parse_args(argv).sizes or [4, 32]
     for tool in ("sbatch", "squeue", "scontrol"):
         if shutil.which(tool) is None:
             print(f"{tool} not found: start SLURM with ci/slurm-ci.sh up", file=sys.stderr)
