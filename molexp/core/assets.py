@@ -882,7 +882,11 @@ def record_lookup(ctx: RunContext, asset: Asset) -> None:
     entry["looked_up_at"] = store.now_iso()
     entry["attempt"] = ctx.attempt
     payload = (json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8")
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags, 0o666)
+    except OSError as exc:  # ELOOP: a symlink planted in the attempt directory
+        raise WorkspaceError(f"{path}: cannot record the asset lookup ({exc.strerror})") from exc
     try:
         os.write(fd, payload)
     finally:

@@ -18,6 +18,7 @@ would).  It never deletes a record, and never rewrites one to "repair" it.
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -344,29 +345,50 @@ class _Checker:
     def temp_files(self) -> None:
         for path in _walk_temp(self.ws.root):
             try:
-                age = self.now - path.lstat().st_mtime
+                age = self.now - _newest_mtime(path)
             except FileNotFoundError:
                 continue  # its writer just finished
             if age <= TEMP_AGE:
                 continue
+            is_dir = path.is_dir() and not path.is_symlink()
+            what = "folder (a staged asset or import)" if is_dir else "file"
             problem = self.add(
                 Problem(
                     TEMP_FILE,
                     path,
-                    f"is a temporary file left by a writer that stopped ({age:.0f}s ago)",
-                    "`molexp doctor --fix` removes it (the file it was replacing is intact).",
+                    f"is a temporary {what} left by a writer that stopped ({age:.0f}s ago)",
+                    "`molexp doctor --fix` removes it (what it was replacing is intact).",
                     fixable=True,
                 )
             )
             if self.fix:
-                path.unlink(missing_ok=True)
+                if is_dir:
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
                 problem.fixed = True
 
 
+def _newest_mtime(path: Path) -> float:
+    """The latest modification under ``path`` (a staging folder being filled is young)."""
+    newest = path.lstat().st_mtime
+    if path.is_dir() and not path.is_symlink():
+        for directory, _, files in os.walk(path):
+            for name in files:
+                try:
+                    newest = max(newest, os.lstat(os.path.join(directory, name)).st_mtime)
+                except FileNotFoundError:
+                    pass
+    return newest
+
+
 def _walk_temp(root: Path) -> Iterator[Path]:
-    """``.tmp-*`` files under ``root`` (symlinks are not followed)."""
+    """``.tmp-*`` files and staging folders under ``root`` (symlinks not followed)."""
     for directory, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if d != ".git")
+        staged = sorted(d for d in dirs if d.startswith(store.TMP_PREFIX))
+        dirs[:] = sorted(d for d in dirs if d != ".git" and not d.startswith(store.TMP_PREFIX))
+        for name in staged:
+            yield Path(directory) / name
         for name in sorted(files):
             if name.startswith(store.TMP_PREFIX):
                 yield Path(directory) / name

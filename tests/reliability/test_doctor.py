@@ -242,3 +242,21 @@ def test_check_is_usable_from_python(ws_root: Path) -> None:
     make_experiment(ws_root)
     report = doctor.check(Workspace(ws_root))
     assert report.remaining == [] and report.to_json()["checked"]["experiments"] == 1
+
+
+def test_a_stale_asset_staging_folder_is_removed_a_filling_one_kept(
+    workspace: Path, cli: Cli
+) -> None:
+    assets = workspace / "assets"
+    stale = assets / ".tmp-add-0123abcd"
+    filling = assets / ".tmp-add-4567ef01"
+    for folder in (stale, filling):
+        (folder / "data").mkdir(parents=True)
+        (folder / "data" / "big.bin").write_bytes(b"x" * 100)
+    for path in (stale, stale / "data", stale / "data" / "big.bin", filling):
+        os.utime(path, (OLD, OLD))  # `filling`'s file is still being written: young
+    code, report = _report(cli)
+    assert code == 3 and [p["path"] for p in report["problems"]] == [str(stale)]
+    code, report = _report(cli, "--fix")
+    assert code == 0 and report["fixed"] == 1
+    assert not stale.exists() and (filling / "data" / "big.bin").exists()
