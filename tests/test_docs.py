@@ -55,3 +55,12 @@ def test_every_command_has_help_and_a_docs_entry() -> None:
         for param in cmd.params:  # type: ignore[attr-defined]
             if isinstance(param, typer.core.TyperOption) and not param.hidden:
                 assert param.help, f"`molexp {name} {param.opts[0]}` has no help text"
+
+
+def test_registry_summaries_match_each_commands_help() -> None:
+    from molexp.cli.main import COMMANDS, load_command
+
+    for name, (_, _, _, summary) in COMMANDS.items():
+        help_text = load_command(name).help or ""
+        first_paragraph = " ".join(help_text.split("\n\n")[0].split())
+        assert summary == first_paragraph, f"COMMANDS[{name!r}] summary is stale"

@@ -43,6 +43,27 @@ class MolexpGroup(TyperGroup):
             self.commands[cmd_name] = load_command(cmd_name)
         return self.commands.get(cmd_name)
 
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        """The command list of `molexp --help` without importing every command."""
+        from typer._click.utils import make_default_short_help
+
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in self.commands:
+                cmd = self.commands[name]
+                if cmd.hidden:
+                    continue
+                summary = cmd.get_short_help_str(formatter.width)
+            else:
+                _, _, kind, summary = COMMANDS[name]
+                if kind == "hidden":
+                    continue
+            rows.append((name, summary))
+        if rows:
+            limit = formatter.width - 6 - max(len(name) for name, _ in rows)
+            with formatter.section("Commands"):
+                formatter.write_dl([(n, make_default_short_help(h, limit)) for n, h in rows])
+
     def resolve_command(self, ctx: Any, args: list[str]) -> Any:
         try:
             return super().resolve_command(ctx, args)
@@ -51,7 +72,7 @@ class MolexpGroup(TyperGroup):
             if args and "Did you mean" not in message:
                 from difflib import get_close_matches
 
-                visible = [n for n, (_, _, kind) in COMMANDS.items() if kind != "hidden"]
+                visible = [n for n, entry in COMMANDS.items() if entry[2] != "hidden"]
                 close = get_close_matches(args[0], visible, n=3)
                 if close:
                     exc.message = f"{message.rstrip('.')}. Did you mean {', '.join(close)}?"
@@ -184,21 +205,36 @@ def main_callback(
 # it is used, so `molexp show` does not pay for `assets` or `compare`.  One module
 # per command group (STYLE.md); `kind` is "command" (a function) or "group" (a
 # typer.Typer of subcommands).
-COMMANDS: dict[str, tuple[str, str, str]] = {
-    "init": ("molexp.cli.init", "init", "command"),
-    "project": ("molexp.cli.project", "app", "group"),
-    "experiment": ("molexp.cli.experiment", "app", "group"),
-    "run": ("molexp.cli.run", "run", "command"),
-    "ls": ("molexp.cli.ls", "ls", "command"),
-    "show": ("molexp.cli.show", "show", "command"),
-    "assets": ("molexp.cli.assets", "app", "group"),
-    "compare": ("molexp.cli.compare", "compare", "command"),
-    "diff": ("molexp.cli.compare", "diff", "command"),
-    "cancel": ("molexp.cli.cancel", "cancel", "command"),
-    "doctor": ("molexp.cli.doctor", "doctor", "command"),
-    "export": ("molexp.cli.bundle", "export", "command"),
-    "import": ("molexp.cli.bundle", "import_", "command"),
-    "run-task": ("molexp.cli.slurm", "run_task", "hidden"),
+COMMANDS: dict[str, tuple[str, str, str, str]] = {
+    # name: (module, attribute, kind, summary for `molexp --help`; tests/test_docs.py
+    # checks each summary against the command's own help)
+    "init": ("molexp.cli.init", "init", "command",
+             "Create a workspace (workspace.yaml) in PATH; does nothing if one is there."),
+    "project": ("molexp.cli.project", "app", "group", "Create and list projects."),
+    "experiment": ("molexp.cli.experiment", "app", "group", "Create and list experiments."),
+    "run": ("molexp.cli.run", "run", "command",
+            "Run the selected runs of an experiment; succeeded runs are up to date."),
+    "ls": ("molexp.cli.ls", "ls", "command",
+           "List runs with their status; unreadable records are named on stderr (exit 3)."),
+    "show": ("molexp.cli.show", "show", "command",
+             "Show what REF names: its record, and for a run its attempts, results and inputs."),
+    "assets": ("molexp.cli.assets", "app", "group",
+               "Named, reusable files and folders of the workspace, a project or an experiment."),
+    "compare": ("molexp.cli.compare", "compare", "command",
+                "One row per run: the params and config that vary, results, status, duration."),
+    "diff": ("molexp.cli.compare", "diff", "command",
+             "What differs between two runs: params, config, results, git and attempts."),
+    "cancel": ("molexp.cli.cancel", "cancel", "command",
+               "Cancel queued or running runs: `scancel` for SLURM runs, SIGTERM to local owners."),
+    "doctor": ("molexp.cli.doctor", "doctor", "command",
+               "Check every record, definition and lock in the workspace; exit 3 while problems "
+               "remain."),
+    "export": ("molexp.cli.bundle", "export", "command",
+               "Write records, logs and assets of REFs to a .tar.gz bundle for `molexp import`."),
+    "import": ("molexp.cli.bundle", "import_", "command",
+               "Add a bundle's runs to this workspace; existing records are never replaced."),
+    "run-task": ("molexp.cli.slurm", "run_task", "hidden",
+                 "Run one queued run inside its SLURM array task (written into batch scripts)."),
 }
 
 
@@ -208,7 +244,7 @@ def load_command(name: str) -> Any:
 
     from typer.models import CommandInfo, TyperInfo
 
-    module, attr, kind = COMMANDS[name]
+    module, attr, kind, _ = COMMANDS[name]
     target = getattr(importlib.import_module(module), attr)
     if kind == "group":
         return typer.main.get_group_from_info(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -10,10 +9,12 @@ if TYPE_CHECKING:
     from molexp.core.workspace import Workspace
 
 
-@dataclass
 class State:
-    workspace: Path | None = None
-    debug: bool = False
+    """The global options (a plain class: dataclasses cost ~1 ms each at start-up)."""
+
+    def __init__(self) -> None:
+        self.workspace: Path | None = None
+        self.debug = False
 
 
 STATE = State()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -20,7 +19,6 @@ from typing import IO, TYPE_CHECKING, Any
 
 from molexp.core import lock as locks
 from molexp.core import store
-from molexp.core.gitinfo import GitInfo, capture
 from molexp.core.plan import RunSpec
 from molexp.core.runs import ACTIVE, Run, ensure_run, observe
 from molexp.core.workspace import Experiment
@@ -29,6 +27,7 @@ from molexp.errors import EXIT_SIGINT, EXIT_SIGTERM, RunLockedError, UsageError
 if TYPE_CHECKING:
     # Process handling is imported when an attempt runs, not for a no-op `run`.
     from molexp.core.execute import SignalState
+    from molexp.core.gitinfo import GitInfo
 
 RESULTS_FILE = "results.json"
 INPUTS_FILE = "inputs.jsonl"
@@ -174,6 +173,8 @@ _GIT_LOCK = threading.Lock()  # with --jobs, one thread captures; the others wai
 
 
 def _git_for(exp: Experiment, options: RunOptions) -> GitInfo:
+    from molexp.core.gitinfo import capture  # GitPython only when an attempt runs
+
     source = exp.definition().get("workflow_source")
     path = options.cwd / source if source else options.cwd
     key = str(path)
@@ -276,7 +277,7 @@ def _attempt(run: Run, options: RunOptions, signals: SignalState) -> Outcome:
         finished_at=None,
         exit_code=None,
         duration=None,
-        host=socket.gethostname(),
+        host=locks.hostname(),
         pid=os.getpid(),
         executor="slurm" if options.executor == "slurm-task" else options.executor,
         scheduler_job_id=attempt.get("scheduler_job_id", options.scheduler_job_id),

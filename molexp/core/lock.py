@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -40,7 +39,9 @@ def heartbeat_timeout() -> float:
 
 
 def hostname() -> str:
-    return socket.gethostname()
+    """This host's name (``uname -n``, what ``socket.gethostname()`` returns on POSIX,
+    without importing ``socket``: ~5 ms a no-op `molexp run` need not pay)."""
+    return os.uname().nodename
 
 
 def _boot_id() -> str | None:
