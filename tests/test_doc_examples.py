@@ -341,16 +341,19 @@ def page_runs(
         if isinstance(item, pytest.Function) and item.originalname == "test_code_blocks_run"
     }
 
-    def run(page: Path) -> tuple[Page, list[Outcome]]:
+    def run(page: Path, work: Path) -> tuple[Page, list[Outcome]]:
         parsed = parse_page(page)
         if parsed.problems or not parsed.steps:
             return parsed, []
-        work = tmp_path_factory.mktemp(page.stem) / "work"
         work.mkdir()
         return parsed, run_page(parsed, work, page_env(work))
 
+    # tmp_path_factory is not thread-safe: every directory is made here, before the
+    # workers start, never while other tests set up their own.
+    chosen = [page for page in PAGES if page in selected]
+    works = {page: tmp_path_factory.mktemp(page.stem) / "work" for page in chosen}
     with ThreadPoolExecutor(max_workers=4) as pool:
-        yield {page: pool.submit(run, page) for page in PAGES if page in selected}
+        yield {page: pool.submit(run, page, works[page]) for page in chosen}
 
 
 @pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])

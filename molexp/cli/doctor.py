@@ -29,7 +29,11 @@ def doctor(
             print(f"{p.kind:<13} {p.relpath(ws.root)}: {p.message}{done}")
             if not p.fixed and p.hint:
                 print(f"{'':<13} {p.hint}")
-    checked = f"{report.projects} projects, {report.experiments} experiments, {report.runs} runs"
+    checked = ", ".join(
+        f"{n} {word}{'' if n == 1 else 's'}"
+        for n, word in ((report.projects, "project"), (report.experiments, "experiment"),
+                        (report.runs, "run"))
+    )
     if not report.problems:
         output.say(f"No problems in {ws.root} ({checked}).")
     else:
