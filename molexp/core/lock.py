@@ -19,9 +19,8 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from molexp.errors import RunLockedError
 
@@ -91,8 +90,7 @@ def owner_info(purpose: str = "run") -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
-class LockState:
+class LockState(NamedTuple):
     """What a lock file says about its owner, read at one moment."""
 
     path: Path

@@ -9,9 +9,8 @@ from __future__ import annotations
 import copy
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from molexp.core import identity
 from molexp.errors import UsageError
@@ -21,8 +20,7 @@ if TYPE_CHECKING:
     from molexp.core.workspace import Experiment
 
 
-@dataclass(frozen=True)
-class RunSpec:
+class RunSpec(NamedTuple):
     """Everything that defines one derived run."""
 
     project: str
@@ -127,8 +125,7 @@ def plan(
     return specs
 
 
-@dataclass(frozen=True)
-class GridFile:
+class GridFile(NamedTuple):
     """A sweep read from ``--grid-file``: a grid of values and/or explicit points."""
 
     grid: list[tuple[str, list[Any]]]

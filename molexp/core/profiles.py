@@ -12,9 +12,8 @@ import copy
 import difflib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from molexp.core.store import load_yaml_cached
 from molexp.core.values import deep_merge, set_dotted, type_name
@@ -71,8 +70,7 @@ def find_config_file(explicit: Path | None, cwd: Path) -> Path | None:
     return None
 
 
-@dataclass(frozen=True)
-class ConfigFile:
+class ConfigFile(NamedTuple):
     """A checked ``molcfg.yaml``: profiles keyed by normalised name, bodies raw
     (``extends`` included), in file order."""
 
@@ -86,8 +84,7 @@ class ConfigFile:
         return list(self.profiles)
 
 
-@dataclass(frozen=True)
-class ResolvedConfig:
+class ResolvedConfig(NamedTuple):
     """The outcome of profile resolution: what a run records."""
 
     profile: str | None

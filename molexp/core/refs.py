@@ -8,8 +8,8 @@ without ``/`` names a project if one exists, else a run-id prefix.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from difflib import get_close_matches
+from typing import NamedTuple
 
 from molexp.core.names import is_valid_name
 from molexp.core.workspace import Experiment, Project, Workspace
@@ -19,8 +19,7 @@ MIN_PREFIX = 4
 _HEX = set("0123456789abcdef")
 
 
-@dataclass(frozen=True)
-class Ref:
+class Ref(NamedTuple):
     kind: str  # workspace | project | experiment | run
     workspace: Workspace
     project: Project | None = None
