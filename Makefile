@@ -19,7 +19,7 @@ demo: $(BIN)/molexp
 test: $(BIN)/molexp
 	$(BIN)/ruff check molexp tests benchmarks
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --cov=molexp --cov-report=term:skip-covered --cov-fail-under=80
 
 lint: $(BIN)/molexp
 	$(BIN)/ruff check molexp tests benchmarks

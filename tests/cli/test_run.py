@@ -189,3 +189,16 @@ def test_absurd_replica_counts_are_refused(workspace: Path, cli: Cli) -> None:
     cli("project create p")
     r = cli("experiment create p/e --replicas 100000000 --command true")
     assert r.exit_code == 2 and "at most" in r.stderr
+
+
+def test_show_for_people(exp: Path, cli: Cli) -> None:
+    out = lines(cli("run qm9/baseline -r 0 --json").stdout)[0]
+    shown = cli("show", out["id"][:6])
+    assert shown.exit_code == 0, shown.output
+    text = shown.stdout
+    assert f"id           {out['id']}" in text and "status       succeeded" in text
+    assert "loss" in text and "attempt  status" in text and "logs" in text
+    assert "\x1b[" not in text and "┃" not in text  # piped: plain text
+    experiment = cli("show qm9/baseline").stdout
+    assert "replicas" in experiment and "succeeded  1" in experiment
+    assert "name" in cli("show qm9").stdout and "projects" in cli("show .").stdout
