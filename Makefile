@@ -19,12 +19,14 @@ demo: $(BIN)/molexp
 test: $(BIN)/molexp
 	$(BIN)/ruff check molexp tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q --cov=molexp --cov-report=term:skip-covered --cov-fail-under=80
 
 lint: $(BIN)/molexp
 	$(BIN)/ruff check molexp tests benchmarks
 	$(BIN)/ruff format --check molexp tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 docs: $(BIN)/molexp
 	$(BIN)/typer molexp.cli.main utils docs --name molexp --title "molexp command reference" --output docs/cli.md

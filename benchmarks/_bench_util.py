@@ -71,9 +71,10 @@ def _attempt(record: dict[str, Any], status: str, workspace: Path) -> dict[str, 
 
 def _build_experiment(args: tuple[str, int, int]) -> int:
     """Create the missing runs of experiment ``index``; return how many were created."""
-    from molexp.core import plan, runs, store
-    from molexp.core.profiles import ResolvedConfig
-    from molexp.core.workspace import Workspace
+    from molexp.api.workspace import Workspace
+    from molexp.core.records import plan, runs
+    from molexp.core.records.profiles import ResolvedConfig
+    from molexp.core.store import files as store
 
     root, index, replicas = args
     ws = Workspace(root)
@@ -120,7 +121,7 @@ def build_workspace(
     marker = root.with_name(root.name + ".complete")
     if marker.exists():
         return
-    from molexp.core.workspace import Workspace
+    from molexp.api.workspace import Workspace
 
     Workspace(root).init(name="bench")
     say(f"building {experiments} x {replicas} runs in {root} (once; reused afterwards)")

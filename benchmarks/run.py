@@ -84,7 +84,7 @@ def run_checked(argv: Sequence[str], env: dict[str, str], cwd: Path) -> str:
 
 def noop_run(ws: Path, mx: list[str], env: dict[str, str], cwd: Path) -> str:
     """``bench/noop``: one run of `true` that has succeeded; its full reference."""
-    from molexp.core.workspace import Workspace
+    from molexp.api.workspace import Workspace
 
     workspace = Workspace(ws)
     workspace.init(name="bench")
@@ -185,9 +185,11 @@ def signac_setup(base: Path, experiments: int, replicas: int) -> Path | None:
 CREATE = r"""
 import json, os, statistics, sys, time
 from pathlib import Path
-from molexp.core import plan, runs, store
-from molexp.core.profiles import ResolvedConfig
-from molexp.core.workspace import Workspace
+from molexp.core.records import plan
+from molexp.core.records import runs
+from molexp.core.store import files as store
+from molexp.core.records.profiles import ResolvedConfig
+from molexp.api.workspace import Workspace
 
 root, n, block = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 ws = Workspace(root)

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 from molexp._version import __version__
 
 if TYPE_CHECKING:
-    from molexp.core.context import RunContext, current_run
-    from molexp.core.runs import Run
-    from molexp.core.workspace import Experiment, Project, Workspace
+    from molexp.api.context import RunContext, current_run
+    from molexp.api.workspace import Experiment, Project, Workspace
+    from molexp.core.records.runs import Run
 
 __all__ = [
     "__version__",
@@ -28,12 +28,12 @@ __all__ = [
 ]
 
 _LAZY = {
-    "Workspace": "molexp.core.workspace",
-    "Project": "molexp.core.workspace",
-    "Experiment": "molexp.core.workspace",
-    "Run": "molexp.core.runs",
-    "RunContext": "molexp.core.context",
-    "current_run": "molexp.core.context",
+    "Workspace": "molexp.api.workspace",
+    "Project": "molexp.api.workspace",
+    "Experiment": "molexp.api.workspace",
+    "Run": "molexp.core.records.runs",
+    "RunContext": "molexp.api.context",
+    "current_run": "molexp.api.context",
 }
 
 

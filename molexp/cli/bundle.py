@@ -36,8 +36,8 @@ def export(
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
 ) -> None:
     """Write records, logs and assets of REFs to a .tar.gz bundle for `molexp import`."""
-    from molexp.core.bundle import export_bundle, export_to_file
-    from molexp.core.refs import resolve
+    from molexp.core.bundle.bundle import export_bundle, export_to_file
+    from molexp.core.records.refs import resolve
 
     ws = state.workspace()
     targets = [resolve(ws, ref) for ref in refs]
@@ -89,7 +89,7 @@ def import_(
     the workspace's is reported as a conflict, kept as it is, and the command
     exits 3.
     """
-    from molexp.core.bundle import import_bundle
+    from molexp.core.bundle.bundle import import_bundle
 
     ws = state.workspace()
     if bundle == "-":

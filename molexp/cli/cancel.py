@@ -20,8 +20,8 @@ def cancel(
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object per run on stdout."),
 ) -> None:
     """Cancel queued or running runs: `scancel` for SLURM runs, SIGTERM to local owners."""
-    from molexp.core import cancel as core
-    from molexp.core.refs import resolve
+    from molexp.core.actions import cancel as core
+    from molexp.core.records.refs import resolve
     from molexp.errors import UsageError
 
     if ref is None and not everything:

@@ -36,9 +36,9 @@ def compare(
     fmt: str = typer.Option("table", "--format", "-f", help="table, json, csv or md."),
 ) -> None:
     """One row per run: the params and config that vary, results, status, duration."""
-    from molexp.core.compare import compare as build
-    from molexp.core.compare import gather
-    from molexp.core.listing import parse_where
+    from molexp.core.views.compare import compare as build
+    from molexp.core.views.compare import gather
+    from molexp.core.views.listing import parse_where
     from molexp.errors import UsageError
 
     if fmt not in FORMATS:
@@ -60,7 +60,7 @@ def compare(
 
 
 def _render(columns: list[str], rows: list[dict[str, Any]], fmt: str) -> None:
-    from molexp.core.compare import MISSING
+    from molexp.core.views.compare import MISSING
 
     if fmt == "json":
         output.print_json([{c: (None if r[c] is MISSING else r[c]) for c in columns} for r in rows])
@@ -78,7 +78,7 @@ def _render(columns: list[str], rows: list[dict[str, Any]], fmt: str) -> None:
 
 
 def _cell(column: str, value: Any, human: bool) -> Any:
-    from molexp.core.compare import MISSING
+    from molexp.core.views.compare import MISSING
 
     if value is MISSING:
         return None
@@ -105,8 +105,8 @@ def diff(
     json_out: bool = typer.Option(False, "--json", help="Print the differences as JSON."),
 ) -> None:
     """What differs between two runs: params, config, results, git and attempts."""
-    from molexp.core.compare import MISSING
-    from molexp.core.compare import diff as build
+    from molexp.core.views.compare import MISSING
+    from molexp.core.views.compare import diff as build
 
     (ref_a, rec_a), (ref_b, rec_b) = _run(run_a), _run(run_b)
     sections = build(rec_a, rec_b)
@@ -136,8 +136,8 @@ def diff(
 
 
 def _run(text: str) -> tuple[str, dict[str, Any]]:
-    from molexp.core.refs import resolve
-    from molexp.core.summary import run_record
+    from molexp.core.records.refs import resolve
+    from molexp.core.views.summary import run_record
     from molexp.errors import UsageError
 
     target = resolve(state.workspace(), text)

@@ -35,7 +35,7 @@ _KEY = re.compile(r"^( +)([^\s#:'\"][^:#]*?|'[^']*'|\"[^\"]*\")\s*:(?:\s|$)")
 
 def _root(ctx: typer.Context | None) -> Path | None:
     """The workspace root as the command would find it, or None (never raises)."""
-    from molexp.core.workspace import find_workspace_root
+    from molexp.core.records.workspace import find_workspace_root
     from molexp.errors import MolexpError
 
     explicit = None
@@ -183,7 +183,7 @@ def profile_names(path: Path) -> list[str]:
     names = _scan_profiles(text)
     if names is None:  # flow style or something unusual: read it properly
         try:
-            from molexp.core.profiles import load_config_file
+            from molexp.core.records.profiles import load_config_file
 
             return load_config_file(path).names()
         except Exception:  # noqa: BLE001 - a broken file completes nothing

@@ -17,7 +17,7 @@ def doctor(
     json_out: bool = typer.Option(False, "--json", help="Print the report as one JSON object."),
 ) -> None:
     """Check every record, definition and lock in the workspace; exit 3 while problems remain."""
-    from molexp.core.doctor import check
+    from molexp.core.views.doctor import check
 
     ws = state.workspace()
     report = check(ws, fix=fix)

@@ -21,7 +21,7 @@ def split_ref(text: str) -> tuple[str, str]:
 
 
 def read_params(params_file: Path | None, assignments: list[str]) -> dict[str, Any]:
-    from molexp.core.values import load_yaml, parse_assignment, set_dotted
+    from molexp.core.model.values import load_yaml, parse_assignment, set_dotted
 
     params: dict[str, Any] = {}
     if params_file is not None:
@@ -44,7 +44,7 @@ def read_params(params_file: Path | None, assignments: list[str]) -> dict[str, A
 def parse_seeds(text: str | None) -> list[int] | None:
     if text is None:
         return None
-    from molexp.core.values import parse_value, split_top_level
+    from molexp.core.model.values import parse_value, split_top_level
 
     value = parse_value(text)
     items = value if isinstance(value, list) else [parse_value(s) for s in split_top_level(text)]
@@ -66,7 +66,7 @@ def create(
 ) -> None:
     """Define an experiment; identical definitions do nothing, different ones are refused."""
     project, name = split_ref(ref)
-    from molexp.core.names import validate_name
+    from molexp.core.model.names import validate_name
 
     validate_name(project, "project")
     validate_name(name, "experiment")

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from molexp.cli import output
-from molexp.core.workspace import Workspace
+from molexp.core.records.workspace import Workspace
 
 
 def init(

@@ -12,7 +12,7 @@ import typer
 from molexp.cli import complete, output, state
 
 if TYPE_CHECKING:
-    from molexp.core.listing import Selection
+    from molexp.core.views.listing import Selection
 
 FORMATS = ("table", "json", "csv", "ids")
 
@@ -34,7 +34,7 @@ def ls(
     fmt: str = typer.Option("table", "--format", "-f", help="table, json, csv or ids."),
 ) -> None:
     """List runs with their status; unreadable records are named on stderr (exit 3)."""
-    from molexp.core.listing import parse_where, select
+    from molexp.core.views.listing import parse_where, select
     from molexp.errors import UsageError
 
     if fmt not in FORMATS:
@@ -42,7 +42,7 @@ def ls(
     ws = state.workspace()
     project = experiment = None
     if ref:
-        from molexp.core.refs import resolve
+        from molexp.core.records.refs import resolve
 
         target = resolve(ws, ref)
         if target.kind not in ("workspace", "project", "experiment"):

@@ -18,7 +18,7 @@ def create(
 ) -> None:
     """Create a project (does nothing if it exists)."""
     ws = state.workspace()
-    from molexp.core.names import validate_name
+    from molexp.core.model.names import validate_name
 
     validate_name(name, "project")
     existed = (ws.projects_dir / name / "project.yaml").exists()

@@ -7,7 +7,6 @@ from pathlib import Path
 import typer
 
 from molexp.cli import complete, state
-from molexp.errors import UsageError
 
 
 def run(
@@ -30,35 +29,12 @@ def run(
     sbatch_arg: list[str] | None = typer.Option(None, "--sbatch-arg", help="sbatch option for --executor slurm, e.g. --sbatch-arg=--partition=gpu (repeatable)."),
 ) -> None:
     """Run the selected runs of an experiment; succeeded runs are up to date."""
-    from molexp.cli.run_render import report, report_plan
-    from molexp.core import lifecycle, plan, profiles, values
-    from molexp.core.refs import resolve
+    from molexp.cli import run_render
+    from molexp.core.actions import run as action
 
-    if jobs < 1:
-        raise UsageError(f"--jobs must be at least 1, got {jobs}")
-    overrides = [values.parse_assignment(o, "--override") for o in override or []]
-    params = [values.parse_assignment(p, "--param") for p in param or []]
-    grids = [values.parse_grid(g) for g in grid or []]
-    sweep = plan.read_grid_file(grid_file) if grid_file else plan.GridFile([], [])
-    ws = state.workspace()
-    ws.use_cache = not dry_run
-    target = resolve(ws, ref)
-    if target.kind != "experiment" or target.experiment is None:
-        raise UsageError(f"molexp run needs PROJECT/EXPERIMENT, got {ref!r} ({target.kind})")
-    exp = target.experiment
-    resolved = profiles.resolve_config(
-        config, Path.cwd(), profile, overrides, cache_dir=ws.cache_dir
-    )
-    specs = plan.plan(exp, resolved, replica, params, [*sweep.grid, *grids], sweep.points)
-    options = lifecycle.RunOptions(argv=command or None, force=force, wait=wait, json_mode=json_out)
-    if executor not in ("local", "slurm") or (sbatch_arg and executor != "slurm"):
-        raise UsageError(f"--executor {executor!r}: use local or slurm (--sbatch-arg needs slurm)")
-    if executor == "slurm":
-        from molexp.cli.slurm import submit
-
-        raise typer.Exit(submit(exp, specs, options, sbatch_arg or [], dry_run, json_out))
-    if dry_run:
-        report_plan([lifecycle.preview(exp, s, options) for s in specs], json_out)
-        return
-    outcomes, signal = report(exp, specs, options, jobs, json_out, fail_fast)
-    raise typer.Exit(lifecycle.exit_code_for(outcomes, signal))
+    request = action.RunRequest(
+        ref, command or None, replica or (), profile, config, override or (), param or (),
+        grid or (), grid_file, jobs, fail_fast, force, wait, dry_run, json_out, executor,
+        sbatch_arg or (),
+    )  # fmt: skip
+    raise typer.Exit(run_render.render(action.plan_request(state.workspace(), request)))

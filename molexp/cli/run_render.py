@@ -16,9 +16,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from molexp.cli import output
-from molexp.core.lifecycle import Outcome, RunOptions, run_many
-from molexp.core.plan import RunSpec
-from molexp.core.workspace import Experiment
+from molexp.core.actions import run as action
+from molexp.core.execution.lifecycle import Outcome
 
 
 def _label(spec_or_run: Any) -> str:
@@ -146,25 +145,32 @@ class _Display:
             self.progress.refresh()
 
 
-def report(
-    exp: Experiment,
-    specs: Sequence[RunSpec],
-    options: RunOptions,
-    jobs: int,
-    json_out: bool,
-    fail_fast: bool = False,
-) -> tuple[list[Outcome], int | None]:
-    """Execute ``specs`` with progress on stderr; return the outcomes and any signal."""
-    concurrent = jobs > 1 and len(specs) > 1
-    if concurrent:
-        options.echo = False  # the logs keep every run's output; the terminal shows progress
+def render(plan: action.Plan) -> int:
+    """Carry out a planned `molexp run`, showing it; return the exit code."""
+    request = plan.request
+    if request.executor == "slurm":
+        from molexp.cli.slurm import render_submission
+
+        return render_submission(plan)
+    if request.dry_run:
+        report_plan(action.preview(plan), request.json_mode)
+        return 0
+    outcomes, signal = report(plan)
+    return action.exit_code(outcomes, signal)
+
+
+def report(plan: action.Plan) -> tuple[list[Outcome], int | None]:
+    """Execute the plan with progress on stderr; return the outcomes and any signal."""
+    specs, json_out, ref = plan.specs, plan.request.json_mode, plan.experiment.ref
+    fail_fast = plan.request.fail_fast
+    concurrent = plan.request.jobs > 1 and len(specs) > 1
     live = concurrent and output.is_tty(sys.stderr)
     # JSON lines would tear a live display drawn on the same terminal: hold them.
     hold_json = live and output.is_tty(sys.stdout)
     held_json: list[dict[str, Any]] = []
     stopping = threading.Event()
     started = time.monotonic()
-    display = _Display(len(specs), exp.ref, live=live, prefix=concurrent)
+    display = _Display(len(specs), ref, live=live, prefix=concurrent)
 
     def on_done(outcome: Outcome) -> None:
         display.finished(outcome)
@@ -180,13 +186,11 @@ def report(
                 display.say("--fail-fast: a run failed; no new runs start (running ones finish)")
 
     with display:
-        outcomes, signal = run_many(
-            exp, specs, options, jobs, lambda _spec: display.started(), on_done, fail_fast
-        )
+        outcomes, signal = action.execute(plan, lambda _spec: display.started(), on_done)
     for line in held_json:
         output.print_json_line(line)
     if len(specs) > 1:
-        output.say(summary_line(exp.ref, len(specs), outcomes, time.monotonic() - started))
+        output.say(summary_line(ref, len(specs), outcomes, time.monotonic() - started))
     return outcomes, signal
 
 

@@ -14,12 +14,12 @@ def show(
     json_out: bool = typer.Option(False, "--json", help="Print the record as JSON."),
 ) -> None:
     """Show what REF names: its record, and for a run its attempts, results and inputs."""
-    from molexp.core import summary
-    from molexp.core.refs import resolve
+    from molexp.core.records.refs import resolve
+    from molexp.core.views import summary
 
     ws = state.workspace()
     if ":" in ref:  # SCOPE:NAME is an asset (SPEC §11)
-        from molexp.core import assets
+        from molexp.core.assets import library as assets
 
         record = assets.describe(assets.asset_by_ref(ws, ref))
         (output.print_json if json_out else _generic)(record)

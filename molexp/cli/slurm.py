@@ -11,9 +11,9 @@ import typer
 from molexp.cli import output, state
 
 if TYPE_CHECKING:
-    from molexp.core.lifecycle import Outcome, RunOptions
-    from molexp.core.plan import RunSpec
-    from molexp.core.workspace import Experiment
+    from molexp.core.actions import run as action
+    from molexp.core.execution.lifecycle import Outcome
+    from molexp.core.records.workspace import Experiment
 
 
 def _line(o: Outcome) -> str:
@@ -40,53 +40,44 @@ def _summary(exp: Experiment, outcomes: Sequence[Outcome]) -> str:
     )
 
 
-def submit(
-    exp: Experiment,
-    specs: Sequence[RunSpec],
-    options: RunOptions,
-    sbatch_args: Sequence[str],
-    dry_run: bool,
-    json_out: bool,
-) -> int:
-    """`molexp run --executor slurm`: submit (or print) one job array; the exit code."""
-    from molexp.core import lifecycle, slurm
+def render_submission(plan: action.Plan) -> int:
+    """`molexp run --executor slurm`: submit (or print) the job array; the exit code."""
+    from molexp.core.actions import run as action
 
-    if dry_run:
-        plan = slurm.prepare(exp, specs, options, sbatch_args)
-        for o in plan.outcomes:
-            output.say(_line(o))
-            if json_out:
-                output.print_json_line(_json(o))
-        output.say(_summary(exp, plan.outcomes) + (" (dry run: nothing submitted)"))
-        if plan.script is not None and not json_out:
-            sys.stdout.write(plan.script)
-        return 0
-    sub = slurm.submit(exp, specs, options, sbatch_args)
+    sub = action.submit(plan)
+    exp, json_out = plan.experiment, plan.request.json_mode
     for o in sub.outcomes:
         output.say(_line(o))
         if json_out:
             output.print_json_line(_json(o))
+    if plan.request.dry_run:
+        output.say(_summary(exp, sub.outcomes) + (" (dry run: nothing submitted)"))
+        if sub.script is not None and not json_out:
+            sys.stdout.write(sub.script)
+        return 0
     output.say(_summary(exp, sub.outcomes))
     if sub.job_id is None:
         output.say("nothing submitted")
     else:
         output.say(f"SLURM job array {sub.job_id} (script: {sub.script_path})")
-    return lifecycle.exit_code_for(sub.outcomes, None)
+    return action.exit_code(sub.outcomes)
 
 
 def run_task(
     ref: str = typer.Argument(..., help="PROJECT/EXPERIMENT/RUN_ID queued for this array task."),
 ) -> None:
     """Run one queued run inside its SLURM array task (written into batch scripts)."""
-    from molexp.core import lifecycle, slurm
-    from molexp.core.refs import resolve
+    from molexp.core.execution import lifecycle
+    from molexp.core.records.refs import resolve
+    from molexp.core.records.runs import Run
+    from molexp.core.slurm import scheduler as slurm
     from molexp.errors import UsageError
 
     job = slurm.task_job_id()
     target = resolve(state.workspace(), ref)
     if target.kind != "run" or target.experiment is None or target.run_id is None:
         raise UsageError(f"run-task needs PROJECT/EXPERIMENT/RUN_ID, got {ref!r}")
-    run = target.experiment.get_run(target.run_id)
+    run = Run.load(target.experiment, target.run_id)
     outcome, signal = slurm.run_task(run, job)
     output.say(
         f"molexp run-task {run.ref} (SLURM job {job}): {outcome.action}, {outcome.status}"

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from molexp.core.workspace import Workspace
+    from molexp.core.records.workspace import Workspace
 
 
 class State:
@@ -22,6 +22,6 @@ STATE = State()
 
 def workspace() -> Workspace:
     """The workspace for this command (``-w``, ``$MOLEXP_WORKSPACE`` or walking up)."""
-    from molexp.core.workspace import Workspace
+    from molexp.core.records.workspace import Workspace
 
     return Workspace.find(STATE.workspace)

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from molexp.core.store import leftover_temp_files
+from molexp.core.store.files import leftover_temp_files
 from tests.conftest import Cli, snapshot
 
 SCRIPT = """\

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import molexp as mx
-from molexp.core import identity
+from molexp.core.model import identity
 from molexp.errors import ConflictError, InvalidNameError, UsageError
 
 VECTORS = json.loads((Path(__file__).parent.parent / "data" / "run-id-vectors.json").read_text())["cases"]

@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 import xxhash
 
-from molexp.core import assets, store
-from molexp.core.assets import Scope
-from molexp.core.context import RunContext
-from molexp.core.workspace import Workspace
+from molexp.api.context import RunContext
+from molexp.api.workspace import Workspace
+from molexp.core.assets import library as assets
+from molexp.core.assets.library import Scope
+from molexp.core.store import files as store
 from molexp.errors import (
     AssetHashMismatchError,
     ConflictError,

@@ -1,4 +1,4 @@
-"""molexp.core.compare: records in, columns and rows out (pure)."""
+"""molexp.core.views.compare: records in, columns and rows out (pure)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from molexp.core.compare import MISSING, compare, diff, flatten, sort_rows
-from molexp.core.listing import parse_where
+from molexp.core.views.compare import MISSING, compare, diff, flatten, sort_rows
+from molexp.core.views.listing import parse_where
 from molexp.errors import UsageError
 
 

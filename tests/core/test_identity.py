@@ -12,7 +12,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from molexp.core import identity
+from molexp.core.model import identity
 from molexp.errors import UsageError
 
 VECTORS = json.loads((Path(__file__).parent.parent / "data" / "run-id-vectors.json").read_text())[
@@ -103,7 +103,7 @@ def test_ids_survive_a_json_round_trip(params: dict[str, Any]) -> None:
 
 @given(param_dicts)
 def test_ids_survive_a_yaml_round_trip(params: dict[str, Any]) -> None:
-    from molexp.core.values import dump_yaml, load_yaml
+    from molexp.core.model.values import dump_yaml, load_yaml
 
     text = dump_yaml({"params": params})
     assert rid(load_yaml(text, "t")["params"]) == rid(params)

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from molexp.core import index, store
+from molexp.core.records import index
+from molexp.core.store import files as store
 from tests.conftest import Cli, Result
 
 FORMATS = ("table", "json", "csv", "ids")

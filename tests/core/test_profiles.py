@@ -1,4 +1,4 @@
-"""molexp.core.profiles: molcfg.yaml, profiles, extends chains and overrides (SPEC §6)."""
+"""molexp.core.records.profiles: molcfg.yaml, profiles, extends chains and overrides (SPEC §6)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from molexp.core.profiles import (
+from molexp.core.records.profiles import (
     CONFIG_FILENAMES,
     ConfigFile,
     ResolvedConfig,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from molexp.core import slurm
+from molexp.core.slurm import scheduler as slurm
 from molexp.errors import UsageError
 
 REFS = ["qm9/baseline/0123456789abcdef", "qm9/baseline/fedcba9876543210"]
@@ -137,7 +137,7 @@ def test_verdict_of_a_queued_run(tmp_path: Path) -> None:
 
 
 def test_verdict_of_a_running_run(tmp_path: Path) -> None:
-    from molexp.core import lock
+    from molexp.core.store import lock
 
     held = lock.acquire(tmp_path)  # this live process owns it
     try:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from molexp.core import store
+from molexp.core.store import files as store
 from molexp.errors import CorruptRecordError, SchemaVersionError
 
 

@@ -1,4 +1,4 @@
-"""molexp.core.values: the one rule set for values (SPEC §7)."""
+"""molexp.core.model.values: the one rule set for values (SPEC §7)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from molexp.core.values import (
+from molexp.core.model.values import (
     deep_merge,
     dump_yaml,
     load_yaml,
@@ -667,7 +667,7 @@ def test_deep_merge_result_shares_nothing_mutable() -> None:
 
 def test_importing_values_and_profiles_is_cheap() -> None:
     code = (
-        "import sys, molexp.core.values, molexp.core.profiles\n"
+        "import sys, molexp.core.model.values, molexp.core.records.profiles\n"
         "heavy = {'yaml', 'typer', 'rich', 'click'} & set(sys.modules)\n"
         "assert not heavy, heavy\n"
     )

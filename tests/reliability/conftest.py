@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from molexp.core.workspace import Experiment, Workspace
+from molexp.api.workspace import Experiment, Workspace
 from tests.conftest import molexp_exe, snapshot
 
 BIN = str(Path(sys.executable).parent)

@@ -19,9 +19,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from molexp.cli.main import MAX_LINE, app
-from molexp.core.identity import normalise
-from molexp.core.names import NAME_PATTERN, is_valid_name, validate_name
-from molexp.core.values import parse_assignment, parse_grid, parse_value
+from molexp.core.model.identity import normalise
+from molexp.core.model.names import NAME_PATTERN, is_valid_name, validate_name
+from molexp.core.model.values import parse_assignment, parse_grid, parse_value
 from molexp.errors import InvalidNameError, UsageError
 from tests.conftest import Cli, molexp_exe
 from tests.reliability.conftest import proc_env, records_snapshot

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from molexp.core.lock import LOCK_NAME
-from molexp.core.store import leftover_temp_files
+from molexp.core.store.files import leftover_temp_files
+from molexp.core.store.lock import LOCK_NAME
 from tests.conftest import run_molexp
 from tests.reliability.conftest import make_experiment, proc_env, spawn, wait_for
 
@@ -164,7 +164,7 @@ if len(sys.argv) == 3:
              for i in range(children)]
     sys.exit(max(p.wait() for p in procs))
 import molexp as mx
-from molexp.core.assets import record_lookup  # what `assets path`/find_asset append with
+from molexp.core.assets.library import record_lookup  # what `assets path`/find_asset append with
 ctx = mx.current_run()
 me = sys.argv[3]
 for j in range(per_child):

@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from molexp.core import lock as locks
-from molexp.core.runs import Run
-from molexp.core.workspace import Experiment
+from molexp.api.workspace import Experiment
+from molexp.core.records.runs import Run
+from molexp.core.store import lock as locks
 from molexp.errors import CorruptRecordError
 from tests.conftest import run_molexp
 from tests.reliability.conftest import (
@@ -145,7 +145,7 @@ def test_another_hosts_lock_is_stale_only_after_the_heartbeat_timeout(ws_root: P
 WRITER = """\
 import sys
 from pathlib import Path
-from molexp.core import store
+from molexp.core.store import files as store
 path, n = Path(sys.argv[1]), 0
 while True:
     n += 1
@@ -168,7 +168,7 @@ def test_killing_a_writer_in_a_loop_never_leaves_a_torn_record(tmp_path: Path) -
 
     def reader() -> None:
         nonlocal reads, torn
-        from molexp.core.store import read_json_record
+        from molexp.core.store.files import read_json_record
 
         while not stop.is_set():
             try:

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from molexp.core import doctor
-from molexp.core import lock as locks
-from molexp.core.runs import Run
-from molexp.core.workspace import Experiment, Workspace
+from molexp.api.workspace import Experiment, Workspace
+from molexp.core.records.runs import Run
+from molexp.core.store import lock as locks
+from molexp.core.views import doctor
 from tests.conftest import Cli, run_molexp
 from tests.reliability.conftest import (
     make_experiment,

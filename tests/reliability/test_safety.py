@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from molexp.core.context import RESULTS_LOCK, RunContext
-from molexp.core.execute import format_value
-from molexp.core.workspace import Workspace
+from molexp.api.context import RESULTS_LOCK, RunContext
+from molexp.api.workspace import Workspace
+from molexp.core.execution.execute import format_value
 from molexp.errors import NotFoundError, UsageError
 from tests.conftest import Cli, molexp_exe
 from tests.reliability.conftest import make_experiment, proc_env

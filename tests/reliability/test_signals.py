@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from molexp.core.lock import LOCK_NAME
+from molexp.core.store.lock import LOCK_NAME
 from tests.conftest import run_molexp
 from tests.reliability.conftest import make_experiment, pid_gone, proc_env, spawn, wait_for
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from molexp.core.identity import canonical_json
+from molexp.core.model.identity import canonical_json
 
 # ``{name}`` (not preceded by ``$``) or ``{{name}}``.
 _PLACEHOLDER = re.compile(r"(?<!\$)\{\{([A-Za-z_][A-Za-z0-9_-]*)\}\}|(?<!\$)\{([A-Za-z_][A-Za-z0-9_-]*)\}")
@@ -242,7 +242,7 @@ def run_command(
 
 def write_json_file(path: Path, data: Any) -> None:
     """The command's copies of params/config: atomic, re-created every attempt."""
-    from molexp.core.store import atomic_write_bytes
+    from molexp.core.store.files import atomic_write_bytes
 
     text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     atomic_write_bytes(path, text.encode(), durable=False)

@@ -17,17 +17,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from molexp.core import lock as locks
-from molexp.core import store
-from molexp.core.plan import RunSpec
-from molexp.core.runs import ACTIVE, Run, ensure_run, observe
-from molexp.core.workspace import Experiment
+from molexp.core.records.plan import RunSpec
+from molexp.core.records.runs import ACTIVE, Run, ensure_run, observe
+from molexp.core.records.workspace import Experiment
+from molexp.core.store import files as store
+from molexp.core.store import lock as locks
 from molexp.errors import EXIT_SIGINT, EXIT_SIGTERM, RunLockedError, UsageError
 
 if TYPE_CHECKING:
     # Process handling is imported when an attempt runs, not for a no-op `run`.
-    from molexp.core.execute import SignalState
-    from molexp.core.gitinfo import GitInfo
+    from molexp.core.execution.execute import SignalState
+    from molexp.core.provenance.gitinfo import GitInfo
 
 RESULTS_FILE = "results.json"
 INPUTS_FILE = "inputs.jsonl"
@@ -47,6 +47,9 @@ class RunOptions:
     command: str | None = None  # the command recorded at submission (SLURM tasks)
     echo: bool = True
     git_cache: dict[str, GitInfo] = field(default_factory=dict)
+    # Asked when a local `run` meets a run queued on a scheduler: is its queue entry
+    # gone (then the run may start here)?  Unset, a queued run is held.
+    queue_gone: Callable[[dict[str, Any]], bool] | None = None
 
 
 @dataclass
@@ -106,7 +109,7 @@ def close_stale(run: Run, reason: str | None = None, status: str | None = None) 
 
 def _merge_attempt_files(run: Run, attempt: dict[str, Any]) -> None:
     """Fold ``results.json`` and ``inputs.jsonl`` of an attempt into the record."""
-    from molexp.core.identity import normalise
+    from molexp.core.model.identity import normalise
 
     results_path = run.dir / RESULTS_FILE
     if results_path.exists() and attempt.get("results") is None:
@@ -173,7 +176,7 @@ _GIT_LOCK = threading.Lock()  # with --jobs, one thread captures; the others wai
 
 
 def _git_for(exp: Experiment, options: RunOptions) -> GitInfo:
-    from molexp.core.gitinfo import capture  # GitPython only when an attempt runs
+    from molexp.core.provenance.gitinfo import capture  # GitPython only when an attempt runs
 
     source = exp.definition().get("workflow_source")
     path = options.cwd / source if source else options.cwd
@@ -220,7 +223,7 @@ def execute_run(run: Run, options: RunOptions, signals: SignalState) -> Outcome:
         if run.status in ACTIVE:
             if run.status == "queued" and options.executor == "slurm-task":
                 pass  # this task is what the queue entry was waiting for
-            elif run.status == "queued" and not _queue_entry_gone(run):
+            elif run.status == "queued" and not _queue_entry_gone(run, options):
                 return Outcome(
                     run, "held", "queued",
                     message=f"run {run.id} is queued as SLURM job "
@@ -244,14 +247,13 @@ def _queued_for(run: Run, job: str | None) -> bool:
     return run.status in ACTIVE and bool(attempts) and attempts[-1].get("scheduler_job_id") == job
 
 
-def _queue_entry_gone(run: Run) -> bool:
-    from molexp.core import slurm
-
-    return slurm.queue_entry_gone(run.record["attempts"][-1])
+def _queue_entry_gone(run: Run, options: RunOptions) -> bool:
+    gone = options.queue_gone
+    return gone is not None and gone(run.record["attempts"][-1])
 
 
 def _attempt(run: Run, options: RunOptions, signals: SignalState) -> Outcome:
-    from molexp.core.execute import build_argv, run_command, write_json_file
+    from molexp.core.execution.execute import build_argv, run_command, write_json_file
 
     exp = run.experiment
     ws_root = exp.workspace.root
@@ -351,7 +353,7 @@ def summarise(outcomes: Sequence[Outcome]) -> Mapping[str, int]:
 
 def preview(exp: Experiment, spec: RunSpec, options: RunOptions) -> Outcome:
     """What `run` would do with ``spec``; writes nothing (``--dry-run``)."""
-    from molexp.core.runs import peek_run
+    from molexp.core.records.runs import peek_run
 
     run, exists = peek_run(exp, spec)
     status, _ = observe(run.record, run.dir)
@@ -382,7 +384,7 @@ def run_many(
     ``on_start(spec)`` and ``on_done(outcome)`` report progress (from worker
     threads when ``jobs`` > 1).  Runs never started have no outcome.
     """
-    from molexp.core.execute import SignalState
+    from molexp.core.execution.execute import SignalState
 
     signals = SignalState()
     signals.install()

@@ -193,7 +193,7 @@ def _try_create(path: Path, owner: dict[str, Any]) -> bool:
     atomic on NFS too), so a reader never meets an empty lock whose owner it
     cannot name.
     """
-    from molexp.core.store import create_exclusive
+    from molexp.core.store.files import create_exclusive
 
     return create_exclusive(path, json.dumps(owner).encode())
 

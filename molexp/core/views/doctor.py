@@ -11,7 +11,7 @@ by a writer that crashed.
 Without ``fix`` it writes nothing.  With ``fix`` it only does what is safe:
 it removes stale locks and guards and old temporary files, and marks runs whose
 owner is gone ``interrupted`` (under the run's lock, through
-:func:`molexp.core.lifecycle.close_stale`, exactly as the next ``molexp run``
+:func:`molexp.core.execution.lifecycle.close_stale`, exactly as the next ``molexp run``
 would).  It never deletes a record, and never rewrites one to "repair" it.
 """
 
@@ -25,16 +25,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from molexp.core import lock as locks
-from molexp.core import store
-from molexp.core.runs import ACTIVE, RUN_FILE, Run, observe, validate_record
-from molexp.core.workspace import (
+from molexp.core.records.runs import ACTIVE, RUN_FILE, Run, observe, validate_record
+from molexp.core.records.workspace import (
     EXPERIMENT_FILE,
     PROJECT_FILE,
     Experiment,
     Project,
     Workspace,
 )
+from molexp.core.store import files as store
+from molexp.core.store import lock as locks
 from molexp.errors import MolexpError, SchemaVersionError
 
 TEMP_AGE = 60.0  # seconds: a younger temporary file may belong to a live writer
@@ -297,7 +297,7 @@ class _Checker:
             if seen == status:
                 return None
         else:  # queued on a scheduler: ask it (unknown counts as still queued)
-            from molexp.core import slurm
+            from molexp.core.slurm import scheduler as slurm
 
             attempts = record.get("attempts") or []
             if not attempts or not slurm.queue_entry_gone(attempts[-1]):
@@ -323,7 +323,7 @@ class _Checker:
         gone: tuple[Problem, str] | None,
     ) -> None:
         """Break a stale lock and close a run whose owner is gone, under the lock."""
-        from molexp.core.lifecycle import close_stale
+        from molexp.core.execution.lifecycle import close_stale
 
         got = locks.try_acquire(run_dir, "doctor")
         if not isinstance(got, locks.RunLock):

@@ -13,12 +13,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from molexp.core import identity, store
+from molexp.core.model import identity
+from molexp.core.store import files as store
 from molexp.errors import CorruptRecordError, NotFoundError, UsageError
 
 if TYPE_CHECKING:
-    from molexp.core.plan import RunSpec
-    from molexp.core.workspace import Experiment
+    from molexp.core.records.plan import RunSpec
+    from molexp.core.records.workspace import Experiment
 
 RUN_FILE = "run.json"
 STATUSES = ("pending", "queued", "running", "succeeded", "failed", "cancelled", "interrupted")
@@ -76,19 +77,14 @@ def validate_record(record: dict[str, Any], path: Path, project: str, experiment
         raise CorruptRecordError(path, "has no attempts list")
     if record.get("identity", "derived") == "derived":
         try:
-            digest = identity.config_hash(record.get("config") or {})
-            expected = identity.xxh3_128_hex(
-                identity.canonical_json(
-                    identity.run_key(
-                        f"{project}/{experiment}",
-                        record.get("params") or {},
-                        record["replica"],
-                        record["seed"],
-                        record.get("profile"),
-                        digest,
-                    )
-                )
-            )[: identity.RUN_ID_LENGTH]
+            expected = identity.run_id(
+                f"{project}/{experiment}",
+                record.get("params") or {},
+                record["replica"],
+                record["seed"],
+                record.get("profile"),
+                record.get("config") or {},
+            )
         except (KeyError, UsageError) as exc:
             raise CorruptRecordError(path, f"cannot recompute its id ({exc})") from exc
         if expected != run_id:
@@ -182,7 +178,7 @@ def observe(record: dict[str, Any], run_dir: Path) -> tuple[str, str | None]:
         return status, None
     attempts = record.get("attempts") or []
     executor = attempts[-1].get("executor") if attempts else "local"
-    from molexp.core.lock import read_lock  # (socket, threading: only for running records)
+    from molexp.core.store.lock import read_lock  # (socket, threading: only for running records)
 
     lock = read_lock(run_dir)
     if lock is None:
@@ -193,7 +189,7 @@ def observe(record: dict[str, Any], run_dir: Path) -> tuple[str, str | None]:
         if fresh.get("status") != "running":
             return str(fresh.get("status")), None
         if executor == "slurm":
-            return status, None  # the scheduler decides; see molexp.core.slurm
+            return status, None  # the scheduler decides; see molexp.core.slurm.scheduler
         return "interrupted", "its process is gone (no lock held)"
     if lock.is_stale():
         return "interrupted", f"its owner ({lock.describe()}) is gone"
@@ -229,7 +225,7 @@ def create_run(
     exp: Experiment, run_id: str | None = None, params: Mapping[str, Any] | None = None
 ) -> Run:
     """A fresh ``pending`` run with a random id (``identity: random``)."""
-    from molexp.core.plan import effective_params
+    from molexp.core.records.plan import effective_params
 
     if run_id is not None and not identity.is_run_id(run_id):
         raise UsageError(f"invalid run id {run_id!r}: use 16 lowercase hex characters")

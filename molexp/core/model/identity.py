@@ -10,7 +10,7 @@ import json
 import math
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from molexp.errors import UsageError
 
@@ -89,6 +89,27 @@ def run_key(
     }
 
 
+class Derived(NamedTuple):
+    """A derived run's id and the hash of the config that went into it."""
+
+    run_id: str
+    config_hash: str
+
+
+def derive(
+    experiment: str,
+    params: Mapping[str, Any],
+    replica: int,
+    seed: int,
+    profile: str | None,
+    config: Mapping[str, Any],
+) -> Derived:
+    """The id formula of SPEC §5, the only one: planning and record validation call it."""
+    digest = config_hash(config)
+    key = run_key(experiment, params, replica, seed, profile, digest)
+    return Derived(xxh3_128_hex(canonical_json(key))[:RUN_ID_LENGTH], digest)
+
+
 def run_id(
     experiment: str,
     params: Mapping[str, Any],
@@ -98,8 +119,7 @@ def run_id(
     config: Mapping[str, Any],
 ) -> str:
     """The deterministic id of the run ``experiment`` (``project/name``) would get."""
-    key = run_key(experiment, params, replica, seed, profile, config_hash(config))
-    return xxh3_128_hex(canonical_json(key))[:RUN_ID_LENGTH]
+    return derive(experiment, params, replica, seed, profile, config).run_id
 
 
 def random_run_id() -> str:

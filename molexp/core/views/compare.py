@@ -18,11 +18,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from molexp.core.listing import Listing, matches
+from molexp.core.views.listing import Listing, matches
 from molexp.errors import UsageError
 
 if TYPE_CHECKING:
-    from molexp.core.workspace import Workspace
+    from molexp.core.records.workspace import Workspace
 
 __all__ = ["MISSING", "Comparison", "compare", "diff", "flatten", "gather", "sort_rows"]
 
@@ -260,9 +260,9 @@ def gather(ws: Workspace, refs: Sequence[str]) -> Listing:
     each, in order; unreadable records of a listing are collected in ``problems``.
     Reads only: a run whose owner is gone is reported, not rewritten (SPEC §8).
     """
-    from molexp.core.listing import scan
-    from molexp.core.refs import resolve
-    from molexp.core.summary import run_record
+    from molexp.core.records.refs import resolve
+    from molexp.core.views.listing import scan
+    from molexp.core.views.summary import run_record
 
     out = Listing()
     seen: set[str] = set()

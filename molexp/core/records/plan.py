@@ -1,7 +1,7 @@
 """Turn an experiment and a selection into the runs to consider (SPEC §9).
 
 replicas × grid points → :class:`RunSpec`, each with its deterministic id from
-:mod:`molexp.core.identity`.
+:mod:`molexp.core.model.identity`.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from molexp.core import identity
+from molexp.core.model import identity
 from molexp.errors import UsageError
 
 if TYPE_CHECKING:
-    from molexp.core.profiles import ResolvedConfig
-    from molexp.core.workspace import Experiment
+    from molexp.core.records.profiles import ResolvedConfig
+    from molexp.core.records.workspace import Experiment
 
 
 class RunSpec(NamedTuple):
@@ -42,7 +42,7 @@ def effective_params(
     base: dict[str, Any], assignments: Sequence[tuple[str, Any]]
 ) -> dict[str, Any]:
     """``base`` with ``--param``/grid assignments (dotted keys) applied in order."""
-    from molexp.core.values import set_dotted
+    from molexp.core.model.values import set_dotted
 
     params = copy.deepcopy(base)
     for key, value in assignments:
@@ -69,9 +69,7 @@ def make_spec(
     exp: Experiment, params: dict[str, Any], replica: int, resolved: ResolvedConfig
 ) -> RunSpec:
     seed = exp.seed_for(replica)
-    digest = identity.config_hash(resolved.config)
-    key = identity.run_key(exp.ref, params, replica, seed, resolved.profile, digest)
-    run_id = identity.xxh3_128_hex(identity.canonical_json(key))[: identity.RUN_ID_LENGTH]
+    derived = identity.derive(exp.ref, params, replica, seed, resolved.profile, resolved.config)
     return RunSpec(
         project=exp.project.name,
         experiment=exp.name,
@@ -80,8 +78,8 @@ def make_spec(
         seed=seed,
         profile=resolved.profile,
         config=identity.normalise(resolved.config, "config"),
-        config_hash=digest,
-        run_id=run_id,
+        config_hash=derived.config_hash,
+        run_id=derived.run_id,
     )
 
 
@@ -148,7 +146,7 @@ def read_grid_file(path: Path) -> GridFile:
     a list is a single value, so one list-valued point is ``[[64, 64]]``), or a
     list of mappings ``- {KEY: VALUE, ...}``, one explicit point each.
     """
-    from molexp.core.values import load_yaml
+    from molexp.core.model.values import load_yaml
 
     source = str(path)
     try:

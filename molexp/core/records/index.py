@@ -44,9 +44,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from molexp.core import store
-from molexp.core.names import is_valid_name
-from molexp.core.runs import RUN_FILE, load_record, validate_record
+from molexp.core.model.names import is_valid_name
+from molexp.core.records.runs import RUN_FILE, load_record, validate_record
+from molexp.core.store import files as store
 from molexp.errors import CorruptRecordError, MolexpError
 
 INDEX_DIR = ".molexp/index"

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from molexp.core.store import load_yaml_cached
-from molexp.core.values import deep_merge, set_dotted, type_name
+from molexp.core.model.values import deep_merge, set_dotted, type_name
+from molexp.core.store.files import load_yaml_cached
 from molexp.errors import ConfigError, SchemaVersionError, UsageError
 
 __all__ = [

@@ -11,8 +11,8 @@ import os
 from difflib import get_close_matches
 from typing import NamedTuple
 
-from molexp.core.names import is_valid_name
-from molexp.core.workspace import Experiment, Project, Workspace
+from molexp.core.model.names import is_valid_name
+from molexp.core.records.workspace import Experiment, Project, Workspace
 from molexp.errors import NotFoundError
 
 MIN_PREFIX = 4

@@ -1,8 +1,8 @@
 """The workspace model (SPEC §1-§4): workspace → project → experiment → run.
 
 Definitions are YAML files people may edit; this module reads and writes them
-through :mod:`molexp.core.store` and validates names before anything is written.
-Run records live in :mod:`molexp.core.runs`.
+through :mod:`molexp.core.store.files` and validates names before anything is written.
+Run records live in :mod:`molexp.core.records.runs`.
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from molexp.core import store
-from molexp.core.names import validate_name
+from molexp.core.model.names import validate_name
+from molexp.core.store import files as store
 from molexp.errors import (
     ConflictError,
     CorruptRecordError,
@@ -21,9 +21,6 @@ from molexp.errors import (
     UsageError,
     WorkspaceNotFoundError,
 )
-
-if TYPE_CHECKING:
-    from molexp.core.runs import Run
 
 WORKSPACE_FILE = "workspace.yaml"
 WORKSPACE_KIND = "molexp.workspace"
@@ -80,6 +77,8 @@ def _check_int(value: Any, what: str, minimum: int) -> int:
 class Workspace:
     """A root directory holding a body of work; writes nothing until asked."""
 
+    project_type: type[Project]  # the Python API front (molexp.api) gives its own
+
     def __init__(self, root: str | os.PathLike[str] = ".") -> None:
         self.root = Path(os.path.abspath(Path(root).expanduser()))  # normalise "..", keep symlinks
         self.use_cache = True  # False: write nothing, not even derived data (--dry-run)
@@ -131,7 +130,7 @@ class Workspace:
             "name": ws_name,
             "created_at": store.now_iso(),
         }
-        from molexp.core.values import dump_yaml
+        from molexp.core.model.values import dump_yaml
 
         return store.create_exclusive(self.definition_path, dump_yaml(record).encode())
 
@@ -145,14 +144,14 @@ class Workspace:
         self, name: str, description: str | None = None, tags: Sequence[str] | None = None
     ) -> Project:
         """Get the project ``name``, creating it (and the workspace) if needed."""
-        proj = Project(self, validate_name(name, "project"))
+        proj = self.project_type(self, validate_name(name, "project"))
         if not proj.exists():
             self._ensure()
             proj.create(description or "", list(tags or []))
         return proj
 
     def get_project(self, name: str) -> Project:
-        proj = Project(self, validate_name(name, "project"))
+        proj = self.project_type(self, validate_name(name, "project"))
         if not proj.exists():
             from difflib import get_close_matches
 
@@ -171,12 +170,12 @@ class Workspace:
         return [e.name for e in entries if (Path(e.path) / PROJECT_FILE).exists()]
 
     def projects(self) -> list[Project]:
-        return [Project(self, n) for n in self.project_names()]
+        return [self.project_type(self, n) for n in self.project_names()]
 
     def iter_run_dirs(self) -> Iterator[tuple[str, str, Path]]:
         """Every run directory as ``(project, experiment, path)``, sorted."""
         for proj in self.project_names():
-            for exp in Project(self, proj).experiment_names():
+            for exp in self.project_type(self, proj).experiment_names():
                 runs = self.projects_dir / proj / "experiments" / exp / "runs"
                 try:
                     entries = sorted(e.name for e in os.scandir(runs) if e.is_dir())
@@ -188,6 +187,7 @@ class Workspace:
 
 
 class Project:
+    experiment_type: type[Experiment]
     def __init__(self, workspace: Workspace, name: str) -> None:
         self.workspace = workspace
         self.name = name
@@ -224,7 +224,7 @@ class Project:
             "tags": list(tags),
             "created_at": store.now_iso(),
         }
-        from molexp.core.values import dump_yaml
+        from molexp.core.model.values import dump_yaml
 
         return store.create_exclusive(self.definition_path, dump_yaml(record).encode())
 
@@ -236,10 +236,10 @@ class Project:
         return [e.name for e in entries if (Path(e.path) / EXPERIMENT_FILE).exists()]
 
     def experiments(self) -> list[Experiment]:
-        return [Experiment(self, n) for n in self.experiment_names()]
+        return [self.experiment_type(self, n) for n in self.experiment_names()]
 
     def get_experiment(self, name: str) -> Experiment:
-        exp = Experiment(self, validate_name(name, "experiment"))
+        exp = self.experiment_type(self, validate_name(name, "experiment"))
         if not exp.exists():
             from difflib import get_close_matches
 
@@ -269,7 +269,7 @@ class Project:
         (:class:`ConflictError`, exit 3) when one differs.  With ``strict`` (the
         CLI) every field counts, unspecified ones as their defaults.
         """
-        exp = Experiment(self, validate_name(name, "experiment"))
+        exp = self.experiment_type(self, validate_name(name, "experiment"))
         wanted = build_definition(
             self.name, exp.name, params, replicas, seeds, command, workflow_source, description
         )
@@ -283,7 +283,7 @@ class Project:
                 "workflow_source": strict or workflow_source is not None,
                 "description": strict or description is not None,
             }
-            from molexp.core.identity import normalise
+            from molexp.core.model.identity import normalise
 
             differ = [
                 key
@@ -300,7 +300,7 @@ class Project:
         if not self.exists():
             self.workspace._ensure()
             self.create()
-        from molexp.core.gitinfo import capture
+        from molexp.core.provenance.gitinfo import capture
 
         base = git_cwd or Path.cwd()
         source = base / workflow_source if workflow_source else base
@@ -308,7 +308,7 @@ class Project:
         wanted["created_at"] = store.now_iso()
         store.ensure_inside(self.workspace.root, exp.path)
         exp.path.mkdir(parents=True, exist_ok=True)
-        from molexp.core.values import dump_yaml
+        from molexp.core.model.values import dump_yaml
 
         if not store.create_exclusive(exp.definition_path, dump_yaml(wanted).encode()):
             return self.experiment(
@@ -329,7 +329,7 @@ def build_definition(
     description: str | None,
 ) -> dict[str, Any]:
     """A validated experiment definition (without git and created_at)."""
-    from molexp.core.identity import normalise
+    from molexp.core.model.identity import normalise
 
     if params is not None and not isinstance(params, Mapping):
         raise UsageError(f"params must be a mapping, got {type(params).__name__}")
@@ -445,53 +445,6 @@ class Experiment:
         except FileNotFoundError:
             return []
 
-    def get_run(self, run_id: str) -> Run:
-        from molexp.core.runs import Run
 
-        return Run.load(self, run_id)
-
-    def runs(self, status: str | Sequence[str] | None = None) -> list[Run]:
-        """Readable runs of this experiment (a corrupt record raises)."""
-        from molexp.core.runs import Run
-
-        wanted = {status} if isinstance(status, str) else set(status or ())
-        out = []
-        for run_id in self.run_ids():
-            try:
-                run = Run.load(self, run_id)
-            except FileNotFoundError:
-                continue
-            if not wanted or run.observed_status() in wanted:
-                out.append(run)
-        return out
-
-    def run(self, id: str | None = None, params: Mapping[str, Any] | None = None) -> Run:
-        """A fresh ``pending`` run with a random id (or the explicit ``id``)."""
-        from molexp.core.runs import create_run
-
-        return create_run(self, run_id=id, params=params)
-
-    def run_for(
-        self,
-        replica: int = 0,
-        profile: str | None = None,
-        overrides: Mapping[str, Any] | Sequence[tuple[str, Any]] | None = None,
-        params: Mapping[str, Any] | None = None,
-        config: str | os.PathLike[str] | None = None,
-        cwd: str | os.PathLike[str] | None = None,
-    ) -> Run:
-        """The deterministic run the CLI would use (created as ``pending`` if new)."""
-        from molexp.core.plan import plan_one
-        from molexp.core.profiles import resolve_config
-        from molexp.core.runs import ensure_run
-
-        items = list(overrides.items()) if isinstance(overrides, Mapping) else list(overrides or [])
-        resolved = resolve_config(
-            Path(config) if config is not None else None,
-            Path(cwd) if cwd is not None else Path.cwd(),
-            profile,
-            items,
-            cache_dir=self.workspace.cache_dir,
-        )
-        spec = plan_one(self, replica, resolved, dict(params or {}))
-        return ensure_run(self, spec)
+Workspace.project_type = Project
+Project.experiment_type = Experiment

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from molexp.core.index import DROPPED, SUMMARY_ONLY, Entry, scan_experiment, summarise
-from molexp.core.runs import ACTIVE, RUN_FILE, STATUSES, Run, load_record, observe
-from molexp.core.workspace import Experiment, Project, Workspace
+from molexp.core.records.index import DROPPED, SUMMARY_ONLY, Entry, scan_experiment, summarise
+from molexp.core.records.runs import ACTIVE, RUN_FILE, STATUSES, Run, load_record, observe
+from molexp.core.records.workspace import Experiment, Project, Workspace
 from molexp.errors import CorruptRecordError, MolexpError, UsageError
 
 _MISSING = object()
@@ -55,14 +55,14 @@ def lookup(record: dict[str, Any], key: str) -> Any:
 
 
 def parse_where(items: Sequence[str]) -> list[tuple[str, Any]]:
-    from molexp.core.identity import normalise
-    from molexp.core.values import parse_assignment
+    from molexp.core.model.identity import normalise
+    from molexp.core.model.values import parse_assignment
 
     return [(k, normalise(v)) for k, v in (parse_assignment(i, "--where") for i in items)]
 
 
 def matches(record: dict[str, Any], where: Sequence[tuple[str, Any]]) -> bool:
-    from molexp.core.identity import normalise
+    from molexp.core.model.identity import normalise
 
     for key, value in where:
         found = lookup(record, key)
@@ -106,7 +106,7 @@ class Row:
         return self._ws.projects_dir / self.project / "experiments" / self.experiment / "runs" / self.id  # fmt: skip
 
     def summary(self) -> dict[str, Any]:
-        """:func:`molexp.core.index.summarise` of the record (what a table shows)."""
+        """:func:`molexp.core.records.index.summarise` of the record (what a table shows)."""
         return summarise(self._record)
 
     def record(self) -> dict[str, Any]:
@@ -123,7 +123,7 @@ class Selection:
 
     Each row has ``project``, ``experiment``, ``id``, ``ref``, ``status`` (as
     observed), ``created_at``, ``run_dir``, ``summary()`` (the record without its
-    long lists, see :func:`molexp.core.index.summarise`) and ``record()``.
+    long lists, see :func:`molexp.core.records.index.summarise`) and ``record()``.
     """
 
     rows: list[Listed] = field(default_factory=list)
@@ -191,7 +191,7 @@ def select(
     """The runs matching ``statuses`` (as observed now) and ``where``, oldest first
     within each experiment, without reading more records than needed.
 
-    Each experiment is scanned through its index (:mod:`molexp.core.index`): every
+    Each experiment is scanned through its index (:mod:`molexp.core.records.index`): every
     ``run.json`` is ``stat``-ed, and only new or changed ones are read.  Queued and
     running records are always read afresh: their status can change without their
     record changing (an owner that died, a SLURM job that left the queue).
@@ -250,7 +250,7 @@ def select(
         rows.sort(key=_created)
         out.rows.extend(rows)
     if slurm_runs:
-        from molexp.core import slurm
+        from molexp.core.slurm import scheduler as slurm
 
         for seen in slurm.observe_many(slurm_runs):
             record = slurm.annotate(seen)

@@ -35,18 +35,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from molexp.core import store
-from molexp.core.identity import is_run_id
-from molexp.core.names import is_valid_name
-from molexp.core.refs import Ref
-from molexp.core.runs import RUN_FILE, load_record
-from molexp.core.workspace import (
+from molexp.core.model.identity import is_run_id
+from molexp.core.model.names import is_valid_name
+from molexp.core.records.refs import Ref
+from molexp.core.records.runs import RUN_FILE, load_record
+from molexp.core.records.workspace import (
     EXPERIMENT_FILE,
     PROJECT_FILE,
     Experiment,
     Project,
     Workspace,
 )
+from molexp.core.store import files as store
 from molexp.errors import (
     CorruptRecordError,
     MolexpError,
@@ -676,7 +676,7 @@ def _ref_of(kind: str, unit: str) -> str:
 
 def _definition_for_compare(record: dict[str, Any]) -> dict[str, Any]:
     """A definition without what legitimately differs between two copies."""
-    from molexp.core.identity import normalise
+    from molexp.core.model.identity import normalise
 
     return {
         k: normalise(v)
@@ -837,7 +837,7 @@ def _validate_staged(staged_ws: Workspace, units: dict[str, set[str]]) -> None:
         if not path.is_file() or path.is_symlink():
             raise _Refused(f"{unit} has no {RUN_FILE}")
         load_record(path, parts[1], parts[3])
-    from molexp.core.assets import Scope, load_asset
+    from molexp.core.assets.library import Scope, load_asset
 
     for unit in sorted(units["asset"]):
         parts = unit.split("/")

@@ -23,10 +23,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from molexp.core import lock as locks
-from molexp.core import slurm
-from molexp.core.refs import Ref
-from molexp.core.runs import ACTIVE, Run, observe
+from molexp.core.records.refs import Ref
+from molexp.core.records.runs import ACTIVE, Run, observe
+from molexp.core.slurm import scheduler as slurm
+from molexp.core.store import lock as locks
 from molexp.errors import MolexpError, UsageError
 
 DEFAULT_PATIENCE = 60.0
@@ -67,12 +67,12 @@ class _Plan:
 def select(ref: Ref, everything: bool = False) -> tuple[list[Run], list[MolexpError]]:
     """The queued or running runs REF names (a run, an experiment, or with
     ``everything`` a project or the workspace), and the records that could not be read."""
-    from molexp.core.listing import scan
-    from molexp.core.workspace import Experiment, Project
+    from molexp.core.records.workspace import Experiment, Project
+    from molexp.core.views.listing import scan
 
     if ref.kind == "run":
         assert ref.experiment is not None and ref.run_id is not None
-        return [ref.experiment.get_run(ref.run_id)], []
+        return [Run.load(ref.experiment, ref.run_id)], []
     if ref.kind in ("workspace", "project") and not everything:
         where = "the workspace" if ref.kind == "workspace" else f"project {ref.text}"
         raise UsageError(
@@ -95,7 +95,7 @@ def cancel(runs: Sequence[Run], patience: float = DEFAULT_PATIENCE) -> list[Canc
     SLURM jobs are cancelled with one ``scancel`` call; when SLURM cannot be
     reached, an :class:`ExecutorError` is raised before a SLURM record changes.
     """
-    from molexp.core.lifecycle import close_stale
+    from molexp.core.execution.lifecycle import close_stale
 
     plan = _Plan({}, [], [], [])
     try:

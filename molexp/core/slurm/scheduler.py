@@ -34,15 +34,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from molexp.core import lock as locks
-from molexp.core import store
-from molexp.core.runs import ACTIVE, Run, observe
+from molexp.core.records.runs import ACTIVE, Run, observe
+from molexp.core.store import files as store
+from molexp.core.store import lock as locks
 from molexp.errors import ExecutorError, MolexpError, UsageError
 
 if TYPE_CHECKING:
-    from molexp.core.lifecycle import Outcome, RunOptions
-    from molexp.core.plan import RunSpec
-    from molexp.core.workspace import Experiment
+    from molexp.core.execution.lifecycle import Outcome, RunOptions
+    from molexp.core.records.plan import RunSpec
+    from molexp.core.records.workspace import Experiment
 
 SLURM_DIR = ".molexp/slurm"
 DEFAULT_TIMEOUT = 30.0
@@ -295,7 +295,7 @@ def close_attempt(run: Run, n: Any, reason: str | None, status: str | None = Non
     for a running one.  Returns False when the lock is busy or cannot be written;
     True when the record is now settled (by us, or by someone before us).
     """
-    from molexp.core.lifecycle import close_stale
+    from molexp.core.execution.lifecycle import close_stale
 
     try:
         got = locks.try_acquire(run.dir, "reconcile")
@@ -453,8 +453,8 @@ def prepare(
     Writes nothing unless ``fix``: then runs whose SLURM job vanished are recorded
     so (:func:`observe_many`) before they are submitted again.
     """
-    from molexp.core.lifecycle import Outcome
-    from molexp.core.runs import peek_run
+    from molexp.core.execution.lifecycle import Outcome
+    from molexp.core.records.runs import peek_run
 
     _command_of(exp, options)
     args = [*default_sbatch_args(exp), *check_sbatch_args(sbatch_args, "--sbatch-arg")]
@@ -554,9 +554,9 @@ def _enqueue(
     sub: Submission,
 ) -> Outcome:
     """Record the run of ``spec`` as queued for ``task`` under its lock (or say why not)."""
-    from molexp.core.execute import build_argv
-    from molexp.core.lifecycle import Outcome, close_stale, placeholder_values
-    from molexp.core.runs import ensure_run
+    from molexp.core.execution.execute import build_argv
+    from molexp.core.execution.lifecycle import Outcome, close_stale, placeholder_values
+    from molexp.core.records.runs import ensure_run
 
     run = ensure_run(exp, spec)
     got = locks.try_acquire(run.dir, "submit")
@@ -642,8 +642,8 @@ def run_task(
     A short-lived lock holder (a listing recording another run, a `cancel`) is
     waited for up to ``patience`` seconds.  Returns the outcome and any signal.
     """
-    from molexp.core.execute import SignalState
-    from molexp.core.lifecycle import Outcome, RunOptions, execute_run
+    from molexp.core.execution.execute import SignalState
+    from molexp.core.execution.lifecycle import Outcome, RunOptions, execute_run
 
     attempt = latest(run.record)
     if run.status not in ACTIVE or attempt.get("scheduler_job_id") != job:

@@ -39,11 +39,12 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from molexp.core import store
-from molexp.core.names import is_valid_name, validate_name
-from molexp.core.workspace import Project, Workspace
+from molexp.core.execution.runenv import RunEnv
+from molexp.core.model.names import is_valid_name, validate_name
+from molexp.core.records.workspace import Project, Workspace
+from molexp.core.store import files as store
 from molexp.errors import (
     AssetHashMismatchError,
     ConflictError,
@@ -53,9 +54,6 @@ from molexp.errors import (
     UsageError,
     WorkspaceError,
 )
-
-if TYPE_CHECKING:
-    from molexp.core.context import RunContext
 
 ASSETS_DIR = "assets"
 ASSET_FILE = "asset.yaml"
@@ -143,7 +141,7 @@ def parse_scope(ws: Workspace, text: str, must_exist: bool = True) -> Scope:
 
 def scope_of_ref(ws: Workspace, text: str) -> Scope:
     """The scope a reference starts a lookup from (a run starts at its experiment)."""
-    from molexp.core.refs import resolve
+    from molexp.core.records.refs import resolve
 
     ref = resolve(ws, text)
     if ref.experiment is not None:
@@ -849,7 +847,7 @@ def _os_error(exc: OSError, src: Path, what: str) -> MolexpError:
 # --- lineage -------------------------------------------------------------------
 
 
-def record_lookup(ctx: RunContext, asset: Asset) -> None:
+def record_lookup(ctx: RunEnv, asset: Asset) -> None:
     """Append the lookup to ``attempts/<n>/inputs.jsonl`` (merged into run.json later).
 
     One ``write`` of one line on an ``O_APPEND`` descriptor, so concurrent
@@ -893,7 +891,7 @@ def record_lookup(ctx: RunContext, asset: Asset) -> None:
         os.close(fd)
 
 
-def run_scope(ctx: RunContext, ws: Workspace) -> Scope:
+def run_scope(ctx: RunEnv, ws: Workspace) -> Scope:
     """The scope a run's lookups start from: its experiment."""
     if not ctx.project or not ctx.experiment:
         return Scope(ws)
@@ -902,13 +900,11 @@ def run_scope(ctx: RunContext, ws: Workspace) -> Scope:
     )
 
 
-def current_context() -> RunContext | None:
+def current_context() -> RunEnv | None:
     """The run this process was launched for, or None outside `molexp run`."""
     if not os.environ.get("MOLEXP_RUN_ID"):
         return None
-    from molexp.core.context import RunContext
-
-    return RunContext()
+    return RunEnv()
 
 
 def _inputs_of(run_dir: Path) -> Iterator[dict[str, Any]]:
@@ -1060,7 +1056,7 @@ def describe(asset: Asset) -> dict[str, Any]:
     return out
 
 
-def find_for_run(ctx: RunContext, name: str, scope: str | None = None) -> Asset:
+def find_for_run(ctx: RunEnv, name: str, scope: str | None = None) -> Asset:
     """Resolve ``name`` for a run (from its experiment) and record the lookup."""
     ws = Workspace(ctx.workspace_root)
     start = parse_scope(ws, scope) if scope is not None else run_scope(ctx, ws)

@@ -1,0 +1,95 @@
+"""The Python API front (SPEC §12): the model's objects with the calls a script makes.
+
+``mx.Workspace(...).project(...).experiment(...)`` are the definitions of
+:mod:`molexp.core.records.workspace`; the experiment here adds runs: a fresh one
+(:meth:`Experiment.run`), the CLI's deterministic one (:meth:`Experiment.run_for`)
+and the ones on disk (:meth:`Experiment.runs`).  Everything below is plain core
+functions; the model itself knows nothing of planning.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from molexp.core.records import workspace as model
+from molexp.core.records.plan import plan_one
+from molexp.core.records.profiles import resolve_config
+from molexp.core.records.runs import Run, create_run, ensure_run
+
+
+class Experiment(model.Experiment):
+    def get_run(self, run_id: str) -> Run:
+        return Run.load(self, run_id)
+
+    def runs(self, status: str | Sequence[str] | None = None) -> list[Run]:
+        """Readable runs of this experiment (a corrupt record raises)."""
+        wanted = {status} if isinstance(status, str) else set(status or ())
+        out = []
+        for run_id in self.run_ids():
+            try:
+                run = Run.load(self, run_id)
+            except FileNotFoundError:
+                continue
+            if not wanted or run.observed_status() in wanted:
+                out.append(run)
+        return out
+
+    def run(self, id: str | None = None, params: Mapping[str, Any] | None = None) -> Run:
+        """A fresh ``pending`` run with a random id (or the explicit ``id``)."""
+        return create_run(self, run_id=id, params=params)
+
+    def run_for(
+        self,
+        replica: int = 0,
+        profile: str | None = None,
+        overrides: Mapping[str, Any] | Sequence[tuple[str, Any]] | None = None,
+        params: Mapping[str, Any] | None = None,
+        config: str | os.PathLike[str] | None = None,
+        cwd: str | os.PathLike[str] | None = None,
+    ) -> Run:
+        """The deterministic run the CLI would use (created as ``pending`` if new)."""
+        items = list(overrides.items()) if isinstance(overrides, Mapping) else list(overrides or [])
+        resolved = resolve_config(
+            Path(config) if config is not None else None,
+            Path(cwd) if cwd is not None else Path.cwd(),
+            profile,
+            items,
+            cache_dir=self.workspace.cache_dir,
+        )
+        spec = plan_one(self, replica, resolved, dict(params or {}))
+        return ensure_run(self, spec)
+
+
+class Project(model.Project):
+    experiment_type = Experiment
+
+    def experiment(self, *args: Any, **kwargs: Any) -> Experiment:  # noqa: D401
+        exp = super().experiment(*args, **kwargs)
+        assert isinstance(exp, Experiment)
+        return exp
+
+    def get_experiment(self, name: str) -> Experiment:
+        exp = super().get_experiment(name)
+        assert isinstance(exp, Experiment)
+        return exp
+
+
+class Workspace(model.Workspace):
+    """A root directory holding a body of work; writes nothing until asked."""
+
+    project_type = Project
+
+    def project(
+        self, name: str, description: str | None = None, tags: Sequence[str] | None = None
+    ) -> Project:
+        proj = super().project(name, description, tags)
+        assert isinstance(proj, Project)
+        return proj
+
+    def get_project(self, name: str) -> Project:
+        proj = super().get_project(name)
+        assert isinstance(proj, Project)
+        return proj

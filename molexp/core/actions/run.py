@@ -1,0 +1,125 @@
+"""`molexp run` as one call: parse the selection, plan the runs, execute or submit them.
+
+The CLI builds a :class:`RunRequest` from its options and renders what
+:func:`start` returns; every decision (which runs, which executor, dry run or
+not) is made here, on plain values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from molexp.core.execution import lifecycle
+from molexp.core.execution.lifecycle import Outcome, RunOptions
+from molexp.core.model import values
+from molexp.core.records import plan, profiles
+from molexp.core.records.plan import RunSpec
+from molexp.core.records.refs import resolve
+from molexp.core.records.workspace import Experiment, Workspace
+from molexp.core.slurm import scheduler as slurm
+from molexp.errors import UsageError
+
+EXECUTORS = ("local", "slurm")
+
+
+@dataclass
+class RunRequest:
+    """What the user asked `molexp run` for, as text, before any parsing."""
+
+    ref: str
+    argv: Sequence[str] | None = None
+    replicas: Sequence[int] = ()
+    profile: str | None = None
+    config: Path | None = None
+    overrides: Sequence[str] = ()
+    params: Sequence[str] = ()
+    grids: Sequence[str] = ()
+    grid_file: Path | None = None
+    jobs: int = 1
+    fail_fast: bool = False
+    force: bool = False
+    wait: bool = False
+    dry_run: bool = False
+    json_mode: bool = False
+    executor: str = "local"
+    sbatch_args: Sequence[str] = ()
+    cwd: Path = field(default_factory=Path.cwd)
+
+
+@dataclass
+class Plan:
+    """The runs a request selects, and how to execute them."""
+
+    request: RunRequest
+    experiment: Experiment
+    specs: list[RunSpec]
+    options: RunOptions
+
+
+def plan_request(ws: Workspace, request: RunRequest) -> Plan:
+    """Check the request and plan its runs; writes nothing."""
+    if request.jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, got {request.jobs}")
+    if request.executor not in EXECUTORS or (request.sbatch_args and request.executor != "slurm"):
+        raise UsageError(
+            f"--executor {request.executor!r}: use local or slurm (--sbatch-arg needs slurm)"
+        )
+    overrides = [values.parse_assignment(o, "--override") for o in request.overrides]
+    params = [values.parse_assignment(p, "--param") for p in request.params]
+    grids = [values.parse_grid(g) for g in request.grids]
+    sweep = plan.read_grid_file(request.grid_file) if request.grid_file else plan.GridFile([], [])
+    ws.use_cache = not request.dry_run
+    target = resolve(ws, request.ref)
+    if target.kind != "experiment" or target.experiment is None:
+        raise UsageError(
+            f"molexp run needs PROJECT/EXPERIMENT, got {request.ref!r} ({target.kind})"
+        )
+    exp = target.experiment
+    resolved = profiles.resolve_config(
+        request.config, request.cwd, request.profile, overrides, cache_dir=ws.cache_dir
+    )
+    specs = plan.plan(
+        exp, resolved, request.replicas, params, [*sweep.grid, *grids], sweep.points
+    )
+    options = RunOptions(
+        argv=list(request.argv) if request.argv else None,
+        force=request.force,
+        wait=request.wait,
+        json_mode=request.json_mode,
+        cwd=request.cwd,
+        queue_gone=slurm.queue_entry_gone,
+    )
+    return Plan(request, exp, specs, options)
+
+
+def preview(p: Plan) -> list[Outcome]:
+    """What a local `run` would do with each planned run (``--dry-run``)."""
+    return [lifecycle.preview(p.experiment, s, p.options) for s in p.specs]
+
+
+def execute(
+    p: Plan,
+    on_start: Callable[[RunSpec], object] | None = None,
+    on_done: Callable[[Outcome], object] | None = None,
+) -> tuple[list[Outcome], int | None]:
+    """Execute the planned runs here (``--executor local``)."""
+    if p.request.jobs > 1 and len(p.specs) > 1:
+        p.options.echo = False  # the logs keep every run's output
+    return lifecycle.run_many(
+        p.experiment, p.specs, p.options, p.request.jobs, on_start, on_done, p.request.fail_fast
+    )
+
+
+def submit(p: Plan) -> slurm.Submission:
+    """Submit the planned runs to SLURM (or, in a dry run, only prepare the script)."""
+    args = list(p.request.sbatch_args)
+    if p.request.dry_run:
+        return slurm.prepare(p.experiment, p.specs, p.options, args)
+    return slurm.submit(p.experiment, p.specs, p.options, args)
+
+
+def exit_code(outcomes: Sequence[Outcome], signal: int | None = None) -> int:
+    return lifecycle.exit_code_for(outcomes, signal)
+

@@ -1,0 +1,70 @@
+"""The run a process was launched for, as ``molexp run`` describes it (SPEC §9).
+
+:func:`molexp.core.execution.lifecycle.build_env` writes the ``MOLEXP_*``
+variables; :class:`RunEnv` reads them back.  It only reads: the command never
+writes the record its parent holds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from molexp.errors import UsageError
+
+REQUIRED = ("MOLEXP_RUN_ID", "MOLEXP_RUN_DIR", "MOLEXP_WORKSPACE")
+
+
+def inside_a_run(env: Mapping[str, str] | None = None) -> bool:
+    return bool((os.environ if env is None else env).get("MOLEXP_RUN_ID"))
+
+
+class RunEnv:
+    """The run this process was launched for, read from ``MOLEXP_*`` variables."""
+
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        env = dict(os.environ if env is None else env)
+        missing = [k for k in REQUIRED if not env.get(k)]
+        if missing:
+            raise UsageError(
+                "not inside a run launched by `molexp run` "
+                f"({', '.join(missing)} not set)"
+            )
+        self.env = env
+        self.run_id = env["MOLEXP_RUN_ID"]
+        self.run_dir = Path(env["MOLEXP_RUN_DIR"])
+        self.workspace_root = Path(env["MOLEXP_WORKSPACE"])
+        self.project = env.get("MOLEXP_PROJECT", "")
+        self.experiment = env.get("MOLEXP_EXPERIMENT", "")
+        self.replica = int(env.get("MOLEXP_REPLICA", "0"))
+        self.seed = int(env.get("MOLEXP_SEED", "0"))
+        self.profile = env.get("MOLEXP_PROFILE") or None
+        self.attempt = int(env.get("MOLEXP_ATTEMPT", "1"))
+        self.results_file = Path(env.get("MOLEXP_RESULTS_FILE", self.run_dir / "results.json"))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.project}/{self.experiment}/{self.run_id})"
+
+    @staticmethod
+    def _read_json(path: str | None) -> dict[str, Any]:
+        if not path:
+            return {}
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+        return data if isinstance(data, dict) else {}
+
+    @cached_property
+    def params(self) -> dict[str, Any]:
+        return self._read_json(self.env.get("MOLEXP_PARAMS_FILE"))
+
+    @cached_property
+    def config(self) -> dict[str, Any]:
+        return self._read_json(self.env.get("MOLEXP_CONFIG_FILE"))
+
+    @property
+    def attempt_dir(self) -> Path:
+        return Path(self.env.get("MOLEXP_ATTEMPT_DIR", self.run_dir / "attempts" / str(self.attempt)))
