@@ -36,7 +36,7 @@ def export(
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
 ) -> None:
     """Write records, logs and assets of REFs to a .tar.gz bundle for `molexp import`."""
-    from molexp.core.bundle.bundle import export_bundle, export_to_file
+    from molexp.core.bundle.export import export_bundle, export_to_file
     from molexp.core.records.refs import resolve
 
     ws = state.workspace()
@@ -89,7 +89,7 @@ def import_(
     the workspace's is reported as a conflict, kept as it is, and the command
     exits 3.
     """
-    from molexp.core.bundle.bundle import import_bundle
+    from molexp.core.bundle.importer import import_bundle
 
     ws = state.workspace()
     if bundle == "-":
