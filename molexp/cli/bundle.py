@@ -36,27 +36,24 @@ def export(
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
 ) -> None:
     """Write records, logs and assets of REFs to a .tar.gz bundle for `molexp import`."""
-    from molexp.core.bundle.export import export_bundle, export_to_file
-    from molexp.core.records.refs import resolve
+    from molexp.core.bundle.export import export_refs
 
     ws = state.workspace()
-    targets = [resolve(ws, ref) for ref in refs]
-    if output_file == "-":
-        if json_out:
-            raise UsageError("--json prints to stdout, where `-o -` writes the bundle: use one")
-        if output.is_tty(sys.stdout):
-            raise UsageError("refusing to write a binary bundle to a terminal; redirect stdout")
-        report = export_bundle(ws, targets, sys.stdout.buffer)
+    to_stdout = output_file == "-"
+    if to_stdout and json_out:
+        raise UsageError("--json prints to stdout, where `-o -` writes the bundle: use one")
+    if to_stdout and output.is_tty(sys.stdout):
+        raise UsageError("refusing to write a binary bundle to a terminal; redirect stdout")
+    report = export_refs(ws, refs, sys.stdout.buffer if to_stdout else Path(output_file))
+    if to_stdout:
         sys.stdout.buffer.flush()
-    else:
-        report = export_to_file(ws, targets, Path(output_file))
     for skipped in report.skipped:
         output.say(f"warning: not exported: {skipped['path']}: {skipped['reason']}")
     if json_out:
         output.print_json(report.to_json())
     output.say(
         f"Exported {_count(len(report.runs), 'run')} ({_count(report.files, 'file')}, "
-        f"{_size(report.bytes)}) to {'stdout' if output_file == '-' else output_file}"
+        f"{_size(report.bytes)}) to {'stdout' if to_stdout else output_file}"
     )
     _problems(report.problems)
 

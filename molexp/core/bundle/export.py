@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -31,7 +31,7 @@ from molexp.core.bundle.manifest import (
     skip_name,
 )
 from molexp.core.model.names import is_valid_name
-from molexp.core.records.refs import Ref
+from molexp.core.records.refs import Ref, resolve
 from molexp.core.records.runs import RUN_FILE, load_record
 from molexp.core.records.workspace import Experiment, Workspace
 from molexp.core.store import files as store
@@ -236,3 +236,12 @@ def export_to_file(ws: Workspace, refs: list[Ref], path: Path) -> ExportReport:
     report.output = str(path)
     return report
 
+
+def export_refs(ws: Workspace, refs: Sequence[str], out: Path | IO[bytes]) -> ExportReport:
+    """``molexp export REF... -o OUT``: resolve each reference (unknown ones are
+    refused before anything is written), then write the bundle to the file
+    ``out`` atomically, or to the binary stream ``out`` as it is made."""
+    targets = [resolve(ws, ref) for ref in refs]
+    if isinstance(out, Path):
+        return export_to_file(ws, targets, out)
+    return export_bundle(ws, targets, out)
