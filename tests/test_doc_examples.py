@@ -205,7 +205,7 @@ def parse_page(path: Path) -> Page:
 
 
 def _parse(lang: str, text: str) -> str | None:
-    from molexp.core.model.values import load_yaml
+    from molexp.core.model.yaml12 import load_yaml
     from molexp.errors import MolexpError
 
     try:

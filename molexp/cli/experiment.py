@@ -21,7 +21,8 @@ def split_ref(text: str) -> tuple[str, str]:
 
 
 def read_params(params_file: Path | None, assignments: list[str]) -> dict[str, Any]:
-    from molexp.core.model.values import load_yaml, parse_assignment, set_dotted
+    from molexp.core.model.values import parse_assignment, set_dotted
+    from molexp.core.model.yaml12 import load_yaml
 
     params: dict[str, Any] = {}
     if params_file is not None:

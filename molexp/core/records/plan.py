@@ -146,7 +146,7 @@ def read_grid_file(path: Path) -> GridFile:
     a list is a single value, so one list-valued point is ``[[64, 64]]``), or a
     list of mappings ``- {KEY: VALUE, ...}``, one explicit point each.
     """
-    from molexp.core.model.values import load_yaml
+    from molexp.core.model.yaml12 import load_yaml
 
     source = str(path)
     try:

@@ -130,7 +130,7 @@ class Workspace:
             "name": ws_name,
             "created_at": store.now_iso(),
         }
-        from molexp.core.model.values import dump_yaml
+        from molexp.core.model.yaml12 import dump_yaml
 
         return store.create_exclusive(self.definition_path, dump_yaml(record).encode())
 
@@ -224,7 +224,7 @@ class Project:
             "tags": list(tags),
             "created_at": store.now_iso(),
         }
-        from molexp.core.model.values import dump_yaml
+        from molexp.core.model.yaml12 import dump_yaml
 
         return store.create_exclusive(self.definition_path, dump_yaml(record).encode())
 
@@ -308,7 +308,7 @@ class Project:
         wanted["created_at"] = store.now_iso()
         store.ensure_inside(self.workspace.root, exp.path)
         exp.path.mkdir(parents=True, exist_ok=True)
-        from molexp.core.model.values import dump_yaml
+        from molexp.core.model.yaml12 import dump_yaml
 
         if not store.create_exclusive(exp.definition_path, dump_yaml(wanted).encode()):
             return self.experiment(

@@ -180,7 +180,7 @@ def write_json(path: Path, record: Any) -> None:
 
 
 def write_yaml(path: Path, record: Any) -> None:
-    from molexp.core.model.values import dump_yaml
+    from molexp.core.model.yaml12 import dump_yaml
 
     atomic_write_bytes(path, dump_yaml(record).encode("utf-8"))
 
@@ -233,7 +233,7 @@ CACHE_DIR = ".molexp/cache/yaml"
 
 
 def load_yaml_cached(raw: bytes, source: str, cache_dir: Path | None) -> Any:
-    """``values.load_yaml`` of ``raw``, through a content-addressed JSON cache.
+    """``yaml12.load_yaml`` of ``raw``, through a content-addressed JSON cache.
 
     Parsing YAML (and importing PyYAML) costs ~20 ms, a lot for a CLI called in
     Makefile loops.  The cache is keyed by a hash of the bytes themselves, so it
@@ -241,7 +241,7 @@ def load_yaml_cached(raw: bytes, source: str, cache_dir: Path | None) -> Any:
     whose JSON form would differ from the YAML (non-string keys) are not cached.
     """
     if cache_dir is None:
-        from molexp.core.model.values import load_yaml
+        from molexp.core.model.yaml12 import load_yaml
 
         return load_yaml(raw, source)
     import xxhash
@@ -251,7 +251,7 @@ def load_yaml_cached(raw: bytes, source: str, cache_dir: Path | None) -> Any:
         return json.loads(entry.read_bytes())["value"]
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    from molexp.core.model.values import load_yaml
+    from molexp.core.model.yaml12 import load_yaml
 
     value = load_yaml(raw, source)
     try:

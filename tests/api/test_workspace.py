@@ -11,8 +11,9 @@ import pytest
 import molexp as mx
 from molexp.core.model import identity
 from molexp.errors import ConflictError, InvalidNameError, UsageError
+from tests.conftest import ROOT
 
-VECTORS = json.loads((Path(__file__).parent.parent / "data" / "run-id-vectors.json").read_text())["cases"]
+VECTORS = json.loads((ROOT / "tests" / "data" / "run-id-vectors.json").read_text())["cases"]
 
 
 def test_workspace_writes_nothing_until_something_is_created(tmp_path: Path) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,14 +13,15 @@ from hypothesis import strategies as st
 
 from molexp.core.model import identity
 from molexp.errors import UsageError
+from tests.conftest import ROOT, SHARED
 
-VECTORS = json.loads((Path(__file__).parent.parent / "data" / "run-id-vectors.json").read_text())[
+VECTORS = json.loads((ROOT / "tests" / "data" / "run-id-vectors.json").read_text())[
     "cases"
 ]
 
 
 def test_vectors_are_the_shared_ones() -> None:
-    shared = Path(__file__).resolve().parents[3] / "shared" / "run-id-vectors.json"
+    shared = SHARED / "run-id-vectors.json"
     if shared.exists():
         assert json.loads(shared.read_text())["cases"] == VECTORS
 
@@ -103,7 +103,7 @@ def test_ids_survive_a_json_round_trip(params: dict[str, Any]) -> None:
 
 @given(param_dicts)
 def test_ids_survive_a_yaml_round_trip(params: dict[str, Any]) -> None:
-    from molexp.core.model.values import dump_yaml, load_yaml
+    from molexp.core.model.yaml12 import dump_yaml, load_yaml
 
     text = dump_yaml({"params": params})
     assert rid(load_yaml(text, "t")["params"]) == rid(params)
