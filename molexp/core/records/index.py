@@ -42,7 +42,7 @@ import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from molexp.core.model.names import is_valid_name
 from molexp.core.records.runs import RUN_FILE, load_record, validate_record
@@ -77,6 +77,34 @@ _KNOWN = frozenset(KNOWN)
 # updated_at, results, other keys (object or null), attempt_count, last attempt
 # (array of LAST_ATTEMPT_KEYS, or null)].  JSON escapes tabs and newlines, so
 # REST never holds one; runs whose id or created_at would are not stored.
+
+
+class Rest(NamedTuple):
+    """The REST column of an index line: the summary fields beyond id, status and
+    created_at (stored as a JSON array in this order)."""
+
+    identity: Any
+    replica: Any
+    seed: Any
+    profile: Any
+    config_hash: Any
+    updated_at: Any
+    results: Any
+    other: dict[str, Any] | None  # keys of the record that KNOWN does not list
+    attempt_count: int
+    last_attempt: list[Any] | None  # LAST_ATTEMPT_KEYS of the latest attempt
+
+    @classmethod
+    def of(cls, record: dict[str, Any]) -> Rest:
+        attempts = record.get("attempts") or []
+        last = attempts[-1] if attempts and isinstance(attempts[-1], dict) else None
+        other = {k: v for k, v in record.items() if k not in _KNOWN and k not in DROPPED}
+        return cls(
+            record.get("identity"), record.get("replica"), record.get("seed"),
+            record.get("profile"), record.get("config_hash"), record.get("updated_at"),
+            record.get("results"), other or None, len(attempts),
+            [last.get(k) for k in LAST_ATTEMPT_KEYS] if last else None,
+        )  # fmt: skip
 
 
 def enabled() -> bool:
@@ -142,27 +170,28 @@ class Entry:
             params_ref, config_ref, rest_json = self._tail.split("\t")
             params = self._values[int(params_ref)]
             config = self._values[int(config_ref)]
-            rest = json.loads(rest_json)
-            other = rest[7] or {}
+            rest = Rest(*json.loads(rest_json))
             out: dict[str, Any] = {
                 "schema_version": store.SCHEMA_VERSION,  # records are migrated on read
                 "id": self.id,
                 "project": self.project,
                 "experiment": self.experiment,
-                "identity": rest[0],
+                "identity": rest.identity,
                 "params": params,
-                "replica": rest[1],
-                "seed": rest[2],
-                "profile": rest[3],
+                "replica": rest.replica,
+                "seed": rest.seed,
+                "profile": rest.profile,
                 "config": config,
-                "config_hash": rest[4],
+                "config_hash": rest.config_hash,
                 "status": self.status,
                 "created_at": self.created_at,
-                "updated_at": rest[5],
-                "results": rest[6],
-                **other,
-                "attempt_count": rest[8],
-                "last_attempt": None if rest[9] is None else dict(zip(LAST_ATTEMPT_KEYS, rest[9])),
+                "updated_at": rest.updated_at,
+                "results": rest.results,
+                **(rest.other or {}),
+                "attempt_count": rest.attempt_count,
+                "last_attempt": None
+                if rest.last_attempt is None
+                else dict(zip(LAST_ATTEMPT_KEYS, rest.last_attempt)),
             }
         except (ValueError, IndexError, TypeError) as exc:  # only a forged index gets here
             raise CorruptRecordError(
@@ -245,15 +274,7 @@ class _Values:
 
 def _tail(record: dict[str, Any], table: _Values) -> str:
     """``PARAMS_REF <TAB> CONFIG_REF <TAB> REST`` of a validated record."""
-    attempts = record.get("attempts") or []
-    last = attempts[-1] if attempts and isinstance(attempts[-1], dict) else None
-    other = {k: v for k, v in record.items() if k not in _KNOWN and k not in DROPPED}
-    rest = [
-        record.get("identity"), record.get("replica"), record.get("seed"),
-        record.get("profile"), record.get("config_hash"), record.get("updated_at"),
-        record.get("results"), other or None, len(attempts),
-        [last.get(k) for k in LAST_ATTEMPT_KEYS] if last else None,
-    ]  # fmt: skip
+    rest = list(Rest.of(record))
     return "\t".join((
         str(table.ref(record.get("params"))), str(table.ref(record.get("config"))),
         json.dumps(rest, ensure_ascii=False, separators=(",", ":")),

@@ -172,10 +172,14 @@ class Workspace:
     def projects(self) -> list[Project]:
         return [self.project_type(self, n) for n in self.project_names()]
 
-    def iter_run_dirs(self) -> Iterator[tuple[str, str, Path]]:
-        """Every run directory as ``(project, experiment, path)``, sorted."""
-        for proj in self.project_names():
-            for exp in self.project_type(self, proj).experiment_names():
+    def iter_run_dirs(
+        self, project: str | None = None, experiment: str | None = None
+    ) -> Iterator[tuple[str, str, Path]]:
+        """Every run directory (of ``project``, of its ``experiment``) as
+        ``(project, experiment, path)``, sorted."""
+        for proj in [project] if project else self.project_names():
+            names = [experiment] if experiment else self.project_type(self, proj).experiment_names()
+            for exp in names:
                 runs = self.projects_dir / proj / "experiments" / exp / "runs"
                 try:
                     entries = sorted(e.name for e in os.scandir(runs) if e.is_dir())

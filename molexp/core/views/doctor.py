@@ -20,11 +20,12 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from molexp.core.execution.lifecycle import close_stale
 from molexp.core.records.runs import ACTIVE, RUN_FILE, Run, observe, validate_record
 from molexp.core.records.workspace import (
     EXPERIMENT_FILE,
@@ -33,6 +34,7 @@ from molexp.core.records.workspace import (
     Project,
     Workspace,
 )
+from molexp.core.slurm import scheduler as slurm
 from molexp.core.store import files as store
 from molexp.core.store import lock as locks
 from molexp.errors import MolexpError, SchemaVersionError
@@ -131,242 +133,260 @@ def _subdirs(directory: Path) -> list[Path]:
     return sorted(Path(e.path) for e in entries if not e.name.startswith(".") and e.is_dir())
 
 
-class _Checker:
-    def __init__(self, ws: Workspace, fix: bool, now: float) -> None:
-        self.ws = ws
-        self.fix = fix
-        self.now = now
-        self.report = Report(ws.root)
-        self.real_root = ws.root.resolve()
+@dataclass
+class _Walk:
+    """The state of one `doctor` pass: what it may do and what it found."""
+
+    ws: Workspace
+    fix: bool
+    now: float
+    report: Report
+    real_root: Path
 
     def add(self, problem: Problem) -> Problem:
         self.report.problems.append(problem)
         return problem
 
-    def inside(self, path: Path) -> bool:
-        """Whether ``path`` stays in the workspace; report it when it does not."""
-        if not path.is_symlink():
-            return True
-        real = path.resolve()
-        if real == self.real_root or self.real_root in real.parents:
-            return True
-        self.add(
-            Problem(
-                OUTSIDE,
-                path,
-                f"is a symlink leading out of the workspace (to {real})",
-                "molexp refuses to write through it: replace the link by a folder, "
-                "or move the whole workspace.",
-            )
+
+# -- one check per kind of problem ----------------------------------------------
+# Each looks at one thing, adds what it finds to the report, and fixes only what
+# is safe (when asked).  The walk below calls them in order.
+
+
+def check_outside(w: _Walk, path: Path) -> bool:
+    """OUTSIDE: whether ``path`` stays in the workspace (a symlink out is reported)."""
+    if not path.is_symlink():
+        return True
+    real = path.resolve()
+    if real == w.real_root or w.real_root in real.parents:
+        return True
+    w.add(
+        Problem(
+            OUTSIDE,
+            path,
+            f"is a symlink leading out of the workspace (to {real})",
+            "molexp refuses to write through it: replace the link by a folder, "
+            "or move the whole workspace.",
         )
-        return False
+    )
+    return False
 
-    # -- definitions ---------------------------------------------------------
 
-    def run(self) -> Report:
-        try:
-            self.ws.definition()
-        except MolexpError as exc:
-            self.add(_record_problem(exc, self.ws.definition_path))
-        if self.inside(self.ws.projects_dir):
-            for proj_dir in _subdirs(self.ws.projects_dir):
-                self.project(proj_dir)
-        self.temp_files()
-        return self.report
+def check_definition_file(w: _Walk, folder: Path, name: str, kind: str) -> bool:
+    """MISSING: whether ``folder`` has its definition file ``name``."""
+    if (folder / name).is_file():
+        return True
+    if kind == "project":
+        hint = (
+            f"Restore it, create the project (`molexp project create {folder.name}`), "
+            "or move the folder out of projects/."
+        )
+    else:
+        hint = "Restore it from a backup, or move the folder out of experiments/."
+    w.add(
+        Problem(
+            MISSING,
+            folder / name,
+            f"is missing: the folder is not a molexp {kind} and is ignored",
+            hint,
+        )
+    )
+    return False
 
-    def project(self, proj_dir: Path) -> None:
-        if not self.inside(proj_dir):
-            return
-        if not (proj_dir / PROJECT_FILE).is_file():
-            self.add(
-                Problem(
-                    MISSING,
-                    proj_dir / PROJECT_FILE,
-                    "is missing: the folder is not a molexp project and is ignored",
-                    f"Restore it, create the project (`molexp project create {proj_dir.name}`), "
-                    "or move the folder out of projects/.",
-                )
+
+def check_definition(w: _Walk, read: Callable[[], object], path: Path) -> None:
+    """UNREADABLE / NEWER_SCHEMA: a definition that cannot be used."""
+    try:
+        read()
+    except MolexpError as exc:
+        w.add(_record_problem(exc, path))
+
+
+def check_record(w: _Walk, exp: Experiment, run_dir: Path) -> dict[str, Any] | None:
+    """MISSING / UNREADABLE / NEWER_SCHEMA: the run's record, if it can be used."""
+    path = run_dir / RUN_FILE
+    try:
+        record = store.read_json_record(path, "run")
+        validate_record(record, path, exp.project.name, exp.name)
+        return record
+    except FileNotFoundError:
+        if (run_dir / "attempts").exists():
+            hint = (
+                "Restore run.json from a backup, or move the run directory away "
+                "(molexp will not start over on top of its logs)."
             )
-            return
-        self.report.projects += 1
-        project = Project(self.ws, proj_dir.name)
-        try:
-            project.definition()
-        except MolexpError as exc:
-            self.add(_record_problem(exc, project.definition_path))
-        exps_dir = proj_dir / "experiments"
-        if self.inside(exps_dir):
-            for exp_dir in _subdirs(exps_dir):
-                self.experiment(project, exp_dir)
-
-    def experiment(self, project: Project, exp_dir: Path) -> None:
-        if not self.inside(exp_dir):
-            return
-        if not (exp_dir / EXPERIMENT_FILE).is_file():
-            self.add(
-                Problem(
-                    MISSING,
-                    exp_dir / EXPERIMENT_FILE,
-                    "is missing: the folder is not a molexp experiment and is ignored",
-                    "Restore it from a backup, or move the folder out of experiments/.",
-                )
+        else:
+            hint = (
+                "Left by a crash before the record was written: `molexp run` "
+                "creates it again, or remove the empty directory."
             )
-            return
-        self.report.experiments += 1
-        exp = Experiment(project, exp_dir.name)
-        try:
-            exp.definition()
-        except MolexpError as exc:
-            self.add(_record_problem(exc, exp.definition_path))
-        if self.inside(exp.runs_dir):
-            for run_dir in _subdirs(exp.runs_dir):
-                self.run_dir(exp, run_dir)
+        w.add(Problem(MISSING, path, "is missing (a run directory without a record)", hint))
+    except MolexpError as exc:
+        w.add(_record_problem(exc, path))
+    return None
 
-    # -- runs ----------------------------------------------------------------
 
-    def run_dir(self, exp: Experiment, run_dir: Path) -> None:
-        if not self.inside(run_dir):
-            return
-        self.report.runs += 1
-        path = run_dir / RUN_FILE
-        record: dict[str, Any] | None = None
-        try:
-            record = store.read_json_record(path, "run")
-            validate_record(record, path, exp.project.name, exp.name)
-        except FileNotFoundError:
-            record = None
-            if (run_dir / "attempts").exists():
-                hint = (
-                    "Restore run.json from a backup, or move the run directory away "
-                    "(molexp will not start over on top of its logs)."
-                )
-            else:
-                hint = (
-                    "Left by a crash before the record was written: `molexp run` "
-                    "creates it again, or remove the empty directory."
-                )
-            self.add(Problem(MISSING, path, "is missing (a run directory without a record)", hint))
-        except MolexpError as exc:
-            record = None
-            self.add(_record_problem(exc, path))
-        lock_problem = self.lock(run_dir)
-        gone: tuple[Problem, str] | None = None
-        if record is not None and record.get("status") in ACTIVE:
-            gone = self.owner_gone(record, run_dir)
-        if self.fix and (gone is not None or lock_problem is not None):
-            self.repair(exp, run_dir, lock_problem, gone)
+def check_break_guard(w: _Walk, run_dir: Path) -> None:
+    """STALE_BREAK: an abandoned ``.lock.break`` guard (removed with ``fix``)."""
+    guard = run_dir / locks.BREAK_NAME
+    try:
+        age = w.now - guard.lstat().st_mtime
+    except FileNotFoundError:
+        return
+    if age <= BREAK_AGE:
+        return
+    problem = w.add(
+        Problem(
+            STALE_BREAK,
+            guard,
+            f"was left by a process that crashed while breaking a lock ({age:.0f}s ago)",
+            "`molexp doctor --fix` removes it.",
+            fixable=True,
+        )
+    )
+    if w.fix:
+        guard.unlink(missing_ok=True)
+        problem.fixed = True
 
-    def lock(self, run_dir: Path) -> Problem | None:
-        """Report a stale lock and an abandoned break guard (fixing the guard)."""
-        guard = run_dir / locks.BREAK_NAME
-        try:
-            age = self.now - guard.lstat().st_mtime
-        except FileNotFoundError:
-            age = None
-        if age is not None and age > BREAK_AGE:
-            problem = self.add(
-                Problem(
-                    STALE_BREAK,
-                    guard,
-                    f"was left by a process that crashed while breaking a lock ({age:.0f}s ago)",
-                    "`molexp doctor --fix` removes it.",
-                    fixable=True,
-                )
-            )
-            if self.fix:
-                guard.unlink(missing_ok=True)
-                problem.fixed = True
-        state = locks.read_lock(run_dir)
-        if state is None or not state.is_stale(self.now):
+
+def check_stale_lock(w: _Walk, run_dir: Path) -> Problem | None:
+    """STALE_LOCK: a run lock whose owner is gone (broken by :func:`repair_run`)."""
+    state = locks.read_lock(run_dir)
+    if state is None or not state.is_stale(w.now):
+        return None
+    return w.add(
+        Problem(
+            STALE_LOCK,
+            state.path,
+            f"is held by {state.describe()}, which is gone",
+            "`molexp doctor --fix` (or the next `molexp run`) removes it.",
+            fixable=True,
+        )
+    )
+
+
+def check_owner_gone(
+    w: _Walk, record: dict[str, Any], run_dir: Path
+) -> tuple[Problem, str] | None:
+    """INTERRUPTED: a run recorded running/queued whose owner is gone."""
+    status = str(record.get("status"))
+    if status not in ACTIVE:
+        return None
+    reason: str | None
+    if status == "running":
+        seen, reason = observe(record, run_dir)
+        if seen == status:
             return None
-        return self.add(
-            Problem(
-                STALE_LOCK,
-                state.path,
-                f"is held by {state.describe()}, which is gone",
-                "`molexp doctor --fix` (or the next `molexp run`) removes it.",
-                fixable=True,
-            )
+    else:  # queued on a scheduler: ask it (unknown counts as still queued)
+        attempts = record.get("attempts") or []
+        if not attempts or not slurm.queue_entry_gone(attempts[-1]):
+            return None
+        reason = "its scheduler job is no longer queued"
+    reason = reason or "its owner is gone"
+    problem = w.add(
+        Problem(
+            INTERRUPTED,
+            run_dir / RUN_FILE,
+            f"is recorded {status} but {reason}",
+            "`molexp doctor --fix` (or the next `molexp run`) records how it ended.",
+            fixable=True,
         )
+    )
+    return problem, reason
 
-    def owner_gone(self, record: dict[str, Any], run_dir: Path) -> tuple[Problem, str] | None:
-        status = str(record.get("status"))
-        reason: str | None
-        if status == "running":
-            seen, reason = observe(record, run_dir)
-            if seen == status:
-                return None
-        else:  # queued on a scheduler: ask it (unknown counts as still queued)
-            from molexp.core.slurm import scheduler as slurm
 
-            attempts = record.get("attempts") or []
-            if not attempts or not slurm.queue_entry_gone(attempts[-1]):
-                return None
-            reason = "its scheduler job is no longer queued"
-        reason = reason or "its owner is gone"
-        problem = self.add(
-            Problem(
-                INTERRUPTED,
-                run_dir / RUN_FILE,
-                f"is recorded {status} but {reason}",
-                "`molexp doctor --fix` (or the next `molexp run`) records how it ended.",
-                fixable=True,
-            )
-        )
-        return problem, reason
+def repair_run(
+    exp: Experiment,
+    run_dir: Path,
+    lock_problem: Problem | None,
+    gone: tuple[Problem, str] | None,
+) -> None:
+    """Break a stale lock and close a run whose owner is gone, under the lock."""
+    got = locks.try_acquire(run_dir, "doctor")
+    if not isinstance(got, locks.RunLock):
+        return  # a live owner holds the run now: nothing is stale any more
+    try:
+        if lock_problem is not None:
+            lock_problem.fixed = True
+        if gone is not None:
+            problem, reason = gone
+            run = Run.load(exp, run_dir.name)
+            if run.status in ACTIVE:
+                close_stale(run, reason)
+            problem.fixed = True
+    finally:
+        got.release()
 
-    def repair(
-        self,
-        exp: Experiment,
-        run_dir: Path,
-        lock_problem: Problem | None,
-        gone: tuple[Problem, str] | None,
-    ) -> None:
-        """Break a stale lock and close a run whose owner is gone, under the lock."""
-        from molexp.core.execution.lifecycle import close_stale
 
-        got = locks.try_acquire(run_dir, "doctor")
-        if not isinstance(got, locks.RunLock):
-            return  # a live owner holds the run now: nothing is stale any more
+def check_temp_files(w: _Walk) -> None:
+    """TEMP_FILE: ``.tmp-*`` files and staging folders left by a crashed writer."""
+    for path in _walk_temp(w.ws.root):
         try:
-            if lock_problem is not None:
-                lock_problem.fixed = True
-            if gone is not None:
-                problem, reason = gone
-                run = Run.load(exp, run_dir.name)
-                if run.status in ACTIVE:
-                    close_stale(run, reason)
-                problem.fixed = True
-        finally:
-            got.release()
-
-    # -- temporary files -----------------------------------------------------
-
-    def temp_files(self) -> None:
-        for path in _walk_temp(self.ws.root):
-            try:
-                age = self.now - _newest_mtime(path)
-            except FileNotFoundError:
-                continue  # its writer just finished
-            if age <= TEMP_AGE:
-                continue
-            is_dir = path.is_dir() and not path.is_symlink()
-            what = "folder (a staged asset or import)" if is_dir else "file"
-            problem = self.add(
-                Problem(
-                    TEMP_FILE,
-                    path,
-                    f"is a temporary {what} left by a writer that stopped ({age:.0f}s ago)",
-                    "`molexp doctor --fix` removes it (what it was replacing is intact).",
-                    fixable=True,
-                )
+            age = w.now - _newest_mtime(path)
+        except FileNotFoundError:
+            continue  # its writer just finished
+        if age <= TEMP_AGE:
+            continue
+        is_dir = path.is_dir() and not path.is_symlink()
+        what = "folder (a staged asset or import)" if is_dir else "file"
+        problem = w.add(
+            Problem(
+                TEMP_FILE,
+                path,
+                f"is a temporary {what} left by a writer that stopped ({age:.0f}s ago)",
+                "`molexp doctor --fix` removes it (what it was replacing is intact).",
+                fixable=True,
             )
-            if self.fix:
-                if is_dir:
-                    shutil.rmtree(path, ignore_errors=True)
-                else:
-                    path.unlink(missing_ok=True)
-                problem.fixed = True
+        )
+        if w.fix:
+            if is_dir:
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            problem.fixed = True
+
+
+# -- the walk -------------------------------------------------------------------
+
+
+def _walk_projects(w: _Walk) -> None:
+    check_definition(w, w.ws.definition, w.ws.definition_path)
+    if not check_outside(w, w.ws.projects_dir):
+        return
+    for proj_dir in _subdirs(w.ws.projects_dir):
+        if not check_outside(w, proj_dir) or not check_definition_file(
+            w, proj_dir, PROJECT_FILE, "project"
+        ):
+            continue
+        w.report.projects += 1
+        project = Project(w.ws, proj_dir.name)
+        check_definition(w, project.definition, project.definition_path)
+        exps_dir = proj_dir / "experiments"
+        if check_outside(w, exps_dir):
+            for exp_dir in _subdirs(exps_dir):
+                _walk_experiment(w, project, exp_dir)
+
+
+def _walk_experiment(w: _Walk, project: Project, exp_dir: Path) -> None:
+    if not check_outside(w, exp_dir) or not check_definition_file(
+        w, exp_dir, EXPERIMENT_FILE, "experiment"
+    ):
+        return
+    w.report.experiments += 1
+    exp = Experiment(project, exp_dir.name)
+    check_definition(w, exp.definition, exp.definition_path)
+    if not check_outside(w, exp.runs_dir):
+        return
+    for run_dir in _subdirs(exp.runs_dir):
+        if not check_outside(w, run_dir):
+            continue
+        w.report.runs += 1
+        record = check_record(w, exp, run_dir)
+        check_break_guard(w, run_dir)
+        lock_problem = check_stale_lock(w, run_dir)
+        gone = check_owner_gone(w, record, run_dir) if record is not None else None
+        if w.fix and (gone is not None or lock_problem is not None):
+            repair_run(exp, run_dir, lock_problem, gone)
 
 
 def _newest_mtime(path: Path) -> float:
@@ -396,6 +416,9 @@ def _walk_temp(root: Path) -> Iterator[Path]:
 
 def check(ws: Workspace, fix: bool = False, now: float | None = None) -> Report:
     """Every problem in ``ws``; with ``fix``, the safe ones are fixed (see module)."""
-    report = _Checker(ws, fix, time.time() if now is None else now).run()
+    w = _Walk(ws, fix, time.time() if now is None else now, Report(ws.root), ws.root.resolve())
+    _walk_projects(w)
+    check_temp_files(w)
+    report = w.report
     report.problems.sort(key=lambda p: (str(p.path), p.kind))
     return report

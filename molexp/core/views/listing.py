@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,23 +19,6 @@ _MISSING = object()
 class Listing:
     records: list[dict[str, Any]] = field(default_factory=list)
     problems: list[MolexpError] = field(default_factory=list)
-
-
-def iter_run_paths(
-    ws: Workspace, project: str | None = None, experiment: str | None = None
-) -> Iterator[tuple[str, str, Path]]:
-    projects = [project] if project else ws.project_names()
-    for proj in projects:
-        exps = [experiment] if experiment else Project(ws, proj).experiment_names()
-        for exp in exps:
-            runs = ws.projects_dir / proj / "experiments" / exp / "runs"
-            try:
-                names = sorted(e.name for e in os.scandir(runs) if e.is_dir())
-            except FileNotFoundError:
-                continue
-            for name in names:
-                if not name.startswith("."):
-                    yield proj, exp, runs / name
 
 
 def lookup(record: dict[str, Any], key: str) -> Any:
