@@ -36,16 +36,12 @@ def compare(
     fmt: str = typer.Option("table", "--format", "-f", help="table, json, csv or md."),
 ) -> None:
     """One row per run: the params and config that vary, results, status, duration."""
-    from molexp.core.views.compare import compare as build
-    from molexp.core.views.compare import gather
-    from molexp.core.views.listing import parse_where
+    from molexp.core.views.compare import compare_refs
     from molexp.errors import UsageError
 
     if fmt not in FORMATS:
         raise UsageError(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
-    conditions = parse_where(where or [])
-    listing = gather(state.workspace(), refs)
-    table = build(listing.records, show_all, sort or [], conditions)
+    table, problems = compare_refs(state.workspace(), refs, show_all, sort or [], where or [])
     _render(table.columns, table.rows, fmt)
     if not table.rows:
         output.say("no runs match")
@@ -56,7 +52,7 @@ def compare(
         output.say(
             f"same in every run: {', '.join(same[:_SHOWN_CONSTANTS])}{tail} (--all shows them)"
         )
-    _report_problems(listing.problems)
+    _report_problems(problems)
 
 
 def _render(columns: list[str], rows: list[dict[str, Any]], fmt: str) -> None:
@@ -105,11 +101,9 @@ def diff(
     json_out: bool = typer.Option(False, "--json", help="Print the differences as JSON."),
 ) -> None:
     """What differs between two runs: params, config, results, git and attempts."""
-    from molexp.core.views.compare import MISSING
-    from molexp.core.views.compare import diff as build
+    from molexp.core.views.compare import MISSING, diff_runs
 
-    (ref_a, rec_a), (ref_b, rec_b) = _run(run_a), _run(run_b)
-    sections = build(rec_a, rec_b)
+    ref_a, rec_a, ref_b, rec_b, sections = diff_runs(state.workspace(), run_a, run_b)
     if json_out:
         output.print_json({
             "a": ref_a,
@@ -133,17 +127,3 @@ def diff(
         return
     output.print_table(["key", f"a: {rec_a['id']}", f"b: {rec_b['id']}"], rows)
     output.say(f"a = {ref_a}\nb = {ref_b}")
-
-
-def _run(text: str) -> tuple[str, dict[str, Any]]:
-    from molexp.core.records.refs import resolve
-    from molexp.core.views.summary import run_record
-    from molexp.errors import UsageError
-
-    target = resolve(state.workspace(), text)
-    if target.kind != "run":
-        raise UsageError(
-            f"molexp diff compares two runs; {text!r} is a {target.kind}",
-            f"To compare every run of it, use `molexp compare {text}`.",
-        )
-    return target.text, run_record(target)

@@ -7,7 +7,6 @@ from pathlib import Path
 import typer
 
 from molexp.cli import output
-from molexp.core.records.workspace import Workspace
 
 
 def init(
@@ -15,8 +14,10 @@ def init(
     name: str = typer.Option(None, "--name", help="Workspace name (default: the directory's)."),
 ) -> None:
     """Create a workspace (workspace.yaml) in PATH; does nothing if one is there."""
-    ws = Workspace(path)
-    if ws.init(name):
+    from molexp.core.actions.define import init_workspace
+
+    ws, created = init_workspace(path, name)
+    if created:
         output.say(f"Created workspace {ws.name!r} in {ws.root}")
     else:
         output.say(f"Workspace {ws.name!r} already exists in {ws.root}")

@@ -34,22 +34,12 @@ def ls(
     fmt: str = typer.Option("table", "--format", "-f", help="table, json, csv or ids."),
 ) -> None:
     """List runs with their status; unreadable records are named on stderr (exit 3)."""
-    from molexp.core.views.listing import parse_where, select
+    from molexp.core.views.listing import select_ref
     from molexp.errors import UsageError
 
     if fmt not in FORMATS:
         raise UsageError(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
-    ws = state.workspace()
-    project = experiment = None
-    if ref:
-        from molexp.core.records.refs import resolve
-
-        target = resolve(ws, ref)
-        if target.kind not in ("workspace", "project", "experiment"):
-            raise UsageError(f"molexp ls takes PROJECT or PROJECT/EXPERIMENT; use `molexp show {ref}`")
-        project = target.project.name if target.project else None
-        experiment = target.experiment.name if target.experiment else None
-    listing = select(ws, project, experiment, status or [], parse_where(where or []))
+    listing = select_ref(state.workspace(), ref, status or [], where or [])
     render(listing, fmt)
     for problem in listing.problems:
         output.error(str(problem).splitlines()[0])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import typer
 
 from molexp.cli import output, state
-from molexp.errors import MolexpError
 
 app = typer.Typer(help="Create and list projects.", no_args_is_help=True)
 
@@ -17,13 +16,10 @@ def create(
     tag: list[str] | None = typer.Option(None, "--tag", help="A tag (repeatable)."),
 ) -> None:
     """Create a project (does nothing if it exists)."""
-    ws = state.workspace()
-    from molexp.core.model.names import validate_name
+    from molexp.core.actions.define import create_project
 
-    validate_name(name, "project")
-    existed = (ws.projects_dir / name / "project.yaml").exists()
-    ws.project(name, description=description, tags=tag or [])
-    output.say(f"Project {name!r} {'already exists' if existed else 'created'}")
+    _, created = create_project(state.workspace(), name, description, tag or [])
+    output.say(f"Project {name!r} {'created' if created else 'already exists'}")
 
 
 @app.command("ls")
@@ -31,17 +27,10 @@ def ls(
     json_out: bool = typer.Option(False, "--json", help="Print a JSON array."),
 ) -> None:
     """List the projects of the workspace."""
-    ws = state.workspace()
-    rows = []
-    problems: list[MolexpError] = []
-    for proj in ws.projects():
-        try:
-            record = proj.definition()
-        except MolexpError as exc:  # one bad definition never hides the others
-            problems.append(exc)
-            continue
-        record["experiments"] = len(proj.experiment_names())
-        rows.append(record)
+    from molexp.core.views.catalog import projects
+
+    found = projects(state.workspace())
+    rows = found.rows
     if json_out:
         output.print_json(rows)
     else:
@@ -49,4 +38,4 @@ def ls(
             ["project", "experiments", "description", "tags"],
             [[r["name"], r["experiments"], r.get("description"), ",".join(r.get("tags") or [])] for r in rows],
         )
-    output.report_problems(problems)
+    output.report_problems(found.problems)

@@ -14,23 +14,14 @@ def show(
     json_out: bool = typer.Option(False, "--json", help="Print the record as JSON."),
 ) -> None:
     """Show what REF names: its record, and for a run its attempts, results and inputs."""
-    from molexp.core.records.refs import resolve
-    from molexp.core.views import summary
+    from molexp.core.views.summary import describe_ref
 
-    ws = state.workspace()
-    if ":" in ref:  # SCOPE:NAME is an asset (SPEC §11)
-        from molexp.core.assets import library as assets
-
-        record = assets.describe(assets.asset_by_ref(ws, ref))
-        (output.print_json if json_out else _generic)(record)
-        return
-    target = resolve(ws, ref)
-    record = summary.describe(target)
-    unreadable = record.get("runs", {}).get("unreadable", []) if target.kind == "experiment" else []
+    kind, record = describe_ref(state.workspace(), ref)
+    unreadable = record.get("runs", {}).get("unreadable", []) if kind == "experiment" else []
     if json_out:
         output.print_json(record)
     else:
-        {"run": _run, "experiment": _experiment}.get(target.kind, _generic)(record)
+        {"run": _run, "experiment": _experiment}.get(kind, _generic)(record)
     for problem in unreadable:  # one bad record never hides the others, but is named
         output.error(problem)
     if unreadable:

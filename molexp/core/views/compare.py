@@ -16,10 +16,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from molexp.core.views.listing import Listing, matches
-from molexp.errors import UsageError
+from molexp.errors import MolexpError, UsageError
 
 if TYPE_CHECKING:
     from molexp.core.records.workspace import Workspace
@@ -283,3 +283,44 @@ def gather(ws: Workspace, refs: Sequence[str]) -> Listing:
                 seen.add(key)
                 out.records.append(record)
     return out
+
+
+def compare_refs(
+    ws: Workspace,
+    refs: Sequence[str],
+    show_all: bool = False,
+    sort: Sequence[str] = (),
+    where: Sequence[str] = (),
+) -> tuple[Comparison, list[MolexpError]]:
+    """`molexp compare REF...`: the comparison table, and the records it could not read."""
+    from molexp.core.views.listing import parse_where
+
+    conditions = parse_where(where)
+    listing = gather(ws, refs)
+    return compare(listing.records, show_all, sort, conditions), listing.problems
+
+
+class RunDiff(NamedTuple):
+    ref_a: str
+    record_a: dict[str, Any]
+    ref_b: str
+    record_b: dict[str, Any]
+    sections: dict[str, dict[str, tuple[Any, Any]]]
+
+
+def diff_runs(ws: Workspace, a: str, b: str) -> RunDiff:
+    """`molexp diff RUN_A RUN_B`: what differs between two runs."""
+    from molexp.core.records.refs import resolve
+    from molexp.core.views.summary import run_record
+
+    found = []
+    for text in (a, b):
+        target = resolve(ws, text)
+        if target.kind != "run":
+            raise UsageError(
+                f"molexp diff compares two runs; {text!r} is a {target.kind}",
+                f"To compare every run of it, use `molexp compare {text}`.",
+            )
+        found.append((target.text, run_record(target)))
+    (ref_a, rec_a), (ref_b, rec_b) = found
+    return RunDiff(ref_a, rec_a, ref_b, rec_b, diff(rec_a, rec_b))

@@ -258,3 +258,23 @@ def scan(
     selection = select(ws, project, experiment, statuses, where)
     records = list(selection.records())
     return Listing(records, selection.problems)
+
+
+def select_ref(
+    ws: Workspace, ref: str | None, statuses: Sequence[str] = (), where: Sequence[str] = ()
+) -> Selection:
+    """`molexp ls [REF]`: :func:`select` over what REF names (a project or an
+    experiment; none: the workspace), with ``where`` conditions as given as text."""
+    from molexp.core.records.refs import resolve
+
+    conditions = parse_where(where)
+    project = experiment = None
+    if ref:
+        target = resolve(ws, ref)
+        if target.kind not in ("workspace", "project", "experiment"):
+            raise UsageError(
+                f"molexp ls takes PROJECT or PROJECT/EXPERIMENT; use `molexp show {ref}`"
+            )
+        project = target.project.name if target.project else None
+        experiment = target.experiment.name if target.experiment else None
+    return select(ws, project, experiment, statuses, conditions)

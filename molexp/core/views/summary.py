@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from molexp.core.records.refs import Ref
+from molexp.core.records.refs import Ref, resolve
 from molexp.core.records.runs import ACTIVE, RUN_FILE, Run, load_record, observe
+from molexp.core.records.workspace import Workspace
 from molexp.errors import MolexpError
 
 
@@ -78,3 +79,14 @@ def describe(ref: Ref) -> dict[str, Any]:
     record["projects"] = ref.workspace.project_names()
     record["root"] = str(ref.workspace.root)
     return record
+
+
+def describe_ref(ws: Workspace, text: str) -> tuple[str, dict[str, Any]]:
+    """``(kind, record)`` of what the reference ``text`` names: a workspace, project,
+    experiment, run, or (``SCOPE:NAME``, SPEC §11) an asset."""
+    if ":" in text:
+        from molexp.core.assets import library as assets
+
+        return "asset", assets.describe(assets.asset_by_ref(ws, text))
+    target = resolve(ws, text)
+    return target.kind, describe(target)
