@@ -20,7 +20,7 @@ test: $(BIN)/molexp
 	$(BIN)/ruff check molexp tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -q --cov=molexp --cov-report=term:skip-covered --cov-fail-under=80
+	$(BIN)/python -m pytest -q --cov=molexp --cov-report=term:skip-covered --cov-fail-under=90
 
 lint: $(BIN)/molexp
 	$(BIN)/ruff check molexp tests benchmarks
