@@ -8,8 +8,8 @@ not) is made here, on plain values.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from molexp.core.execution import lifecycle
 from molexp.core.execution.lifecycle import Outcome, RunOptions
@@ -18,14 +18,16 @@ from molexp.core.records import plan, profiles
 from molexp.core.records.plan import RunSpec
 from molexp.core.records.refs import resolve
 from molexp.core.records.workspace import Experiment, Workspace
-from molexp.core.slurm import scheduler as slurm
 from molexp.errors import UsageError
+
+if TYPE_CHECKING:
+    from molexp.core.slurm.scheduler import Submission
 
 EXECUTORS = ("local", "slurm")
 
 
-@dataclass
-class RunRequest:
+# NamedTuples, not dataclasses: defining a dataclass costs ~1 ms of every start.
+class RunRequest(NamedTuple):
     """What the user asked `molexp run` for, as text, before any parsing."""
 
     ref: str
@@ -45,11 +47,10 @@ class RunRequest:
     json_mode: bool = False
     executor: str = "local"
     sbatch_args: Sequence[str] = ()
-    cwd: Path = field(default_factory=Path.cwd)
+    cwd: Path | None = None  # None: the current directory
 
 
-@dataclass
-class Plan:
+class Plan(NamedTuple):
     """The runs a request selects, and how to execute them."""
 
     request: RunRequest
@@ -77,8 +78,9 @@ def plan_request(ws: Workspace, request: RunRequest) -> Plan:
             f"molexp run needs PROJECT/EXPERIMENT, got {request.ref!r} ({target.kind})"
         )
     exp = target.experiment
+    cwd = request.cwd or Path.cwd()
     resolved = profiles.resolve_config(
-        request.config, request.cwd, request.profile, overrides, cache_dir=ws.cache_dir
+        request.config, cwd, request.profile, overrides, cache_dir=ws.cache_dir
     )
     specs = plan.plan(
         exp, resolved, request.replicas, params, [*sweep.grid, *grids], sweep.points
@@ -88,10 +90,18 @@ def plan_request(ws: Workspace, request: RunRequest) -> Plan:
         force=request.force,
         wait=request.wait,
         json_mode=request.json_mode,
-        cwd=request.cwd,
-        queue_gone=slurm.queue_entry_gone,
+        cwd=cwd,
+        queue_gone=_queue_gone,
     )
     return Plan(request, exp, specs, options)
+
+
+def _queue_gone(attempt: dict[str, Any]) -> bool:
+    """Whether SLURM says the queued attempt's job is gone (asked only when a local
+    `run` meets a queued run; imported then, not on every start)."""
+    from molexp.core.slurm import scheduler
+
+    return scheduler.queue_entry_gone(attempt)
 
 
 def preview(p: Plan) -> list[Outcome]:
@@ -112,8 +122,10 @@ def execute(
     )
 
 
-def submit(p: Plan) -> slurm.Submission:
+def submit(p: Plan) -> Submission:
     """Submit the planned runs to SLURM (or, in a dry run, only prepare the script)."""
+    from molexp.core.slurm import scheduler as slurm
+
     args = list(p.request.sbatch_args)
     if p.request.dry_run:
         return slurm.prepare(p.experiment, p.specs, p.options, args)
