@@ -265,11 +265,11 @@ def select_ref(
 ) -> Selection:
     """`molexp ls [REF]`: :func:`select` over what REF names (a project or an
     experiment; none: the workspace), with ``where`` conditions as given as text."""
-    from molexp.core.records.refs import resolve
-
-    conditions = parse_where(where)
+    conditions = parse_where(where) if where else []
     project = experiment = None
     if ref:
+        from molexp.core.records.refs import resolve
+
         target = resolve(ws, ref)
         if target.kind not in ("workspace", "project", "experiment"):
             raise UsageError(
