@@ -58,7 +58,7 @@ class RunContext(RunEnv):
     def find_asset(self, name: str, scope: str | None = None) -> Path:
         """The path of asset ``name`` (experiment → project → workspace, or from
         ``scope``), recorded as an input of this run (SPEC §11)."""
-        from molexp.core.assets.library import find_for_run
+        from molexp.core.assets import find_for_run
 
         return find_for_run(self, name, scope).path
 
@@ -75,7 +75,7 @@ class RunContext(RunEnv):
 
         ``mode`` is ``copy``, ``move``, ``link`` or ``ref``; returns the asset's path.
         """
-        from molexp.core.assets.library import add_asset, run_scope
+        from molexp.core.assets import add_asset, run_scope
         from molexp.core.records.workspace import Workspace
 
         scope = run_scope(self, Workspace(self.workspace_root))

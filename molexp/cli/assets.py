@@ -15,7 +15,7 @@ from molexp.cli import complete, output, state
 from molexp.errors import EXIT_REFUSED, MolexpError, UsageError
 
 if TYPE_CHECKING:
-    from molexp.core.assets.library import Asset, ProgressHook
+    from molexp.core.assets import Asset, ProgressHook
 
 app = typer.Typer(
     help="Named, reusable files and folders of the workspace, a project or an experiment.",
@@ -122,7 +122,7 @@ def add(
     tag: list[str] | None = typer.Option(None, "--tag", help="A tag (repeatable)."),
 ) -> None:
     """Add a file or folder as asset NAME of SCOPE (copied unless --move/--link/--ref)."""
-    from molexp.core.assets import library as assets
+    from molexp.core import assets
 
     modes = [m for m, on in (("move", move), ("link", link), ("ref", ref)) if on]
     if len(modes) > 1:
@@ -160,7 +160,7 @@ def ls(
     json_out: bool = typer.Option(False, "--json", help="Print a JSON array."),
 ) -> None:
     """List assets (all scopes by default)."""
-    from molexp.core.assets import library as assets
+    from molexp.core import assets
 
     ws = state.workspace()
     start = assets.parse_scope(ws, scope) if scope is not None else None
@@ -183,7 +183,7 @@ def show(
     json_out: bool = typer.Option(False, "--json", help="Print the record as JSON."),
 ) -> None:
     """Show an asset's record, where its data is, and the runs that used it."""
-    from molexp.core.assets import library as assets
+    from molexp.core import assets
 
     record = assets.describe(assets.get_asset(assets.parse_scope(state.workspace(), scope), name))
     if json_out:
@@ -209,7 +209,7 @@ def path(
     """Print the absolute path of asset NAME (experiment → project → workspace).
 
     Inside `molexp run` the lookup is recorded as an input of the run."""
-    from molexp.core.assets import library as assets
+    from molexp.core import assets
 
     ws = state.workspace()
     ctx = assets.current_context()
@@ -232,7 +232,7 @@ def find(
     json_out: bool = typer.Option(False, "--json", help="Print a JSON array."),
 ) -> None:
     """List every scope that holds an asset called NAME."""
-    from molexp.core.assets import library as assets
+    from molexp.core import assets
 
     found = assets.find_everywhere(state.workspace(), name)
     if json_out:
@@ -248,7 +248,7 @@ def verify(
     json_out: bool = typer.Option(False, "--json", help="Print a JSON array of checks."),
 ) -> None:
     """Re-hash assets; exit 3 listing any whose data is missing or changed."""
-    from molexp.core.assets import library as assets
+    from molexp.core import assets
 
     ws = state.workspace()
     scopes = [assets.parse_scope(ws, scope)] if scope is not None else assets.all_scopes(ws)
@@ -278,7 +278,7 @@ def rm(
     ),
 ) -> None:
     """Remove an asset (refused while a run's recorded inputs refer to it)."""
-    from molexp.core.assets import library as assets
+    from molexp.core import assets
 
     asset, users = assets.remove_asset(assets.parse_scope(state.workspace(), scope), name, force)
     kept = " (the external file is kept)" if asset.mode in ("link", "ref") else ""

@@ -164,7 +164,7 @@ if len(sys.argv) == 3:
              for i in range(children)]
     sys.exit(max(p.wait() for p in procs))
 import molexp as mx
-from molexp.core.assets.library import record_lookup  # what `assets path`/find_asset append with
+from molexp.core.assets.lineage import record_lookup  # what `assets path`/find_asset append with
 ctx = mx.current_run()
 me = sys.argv[3]
 for j in range(per_child):

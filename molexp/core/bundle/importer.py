@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from molexp.core.assets.library import Scope, load_asset
+from molexp.core.assets import Scope, load_asset
 from molexp.core.bundle import archive
 from molexp.core.bundle.manifest import (
     ASSET_FILE,

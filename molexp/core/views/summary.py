@@ -85,7 +85,7 @@ def describe_ref(ws: Workspace, text: str) -> tuple[str, dict[str, Any]]:
     """``(kind, record)`` of what the reference ``text`` names: a workspace, project,
     experiment, run, or (``SCOPE:NAME``, SPEC §11) an asset."""
     if ":" in text:
-        from molexp.core.assets import library as assets
+        from molexp.core import assets
 
         return "asset", assets.describe(assets.asset_by_ref(ws, text))
     target = resolve(ws, text)

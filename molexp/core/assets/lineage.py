@@ -1,0 +1,142 @@
+"""Lineage (SPEC §11): which runs used which assets.
+
+A lookup from inside a run is appended to ``attempts/<n>/inputs.jsonl``, which
+molexp merges into ``run.json`` when the attempt ends, so the child never
+writes the record its parent holds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from molexp.core.assets.library import Asset, resolve_asset
+from molexp.core.assets.scope import parse_scope, run_scope
+from molexp.core.execution.runenv import RunEnv
+from molexp.core.records.workspace import Workspace
+from molexp.core.store import files as store
+from molexp.errors import MolexpError, UsageError, WorkspaceError
+
+INPUTS_FILE = "inputs.jsonl"
+
+
+def record_lookup(ctx: RunEnv, asset: Asset) -> None:
+    """Append the lookup to ``attempts/<n>/inputs.jsonl`` (merged into run.json later).
+
+    One ``write`` of one line on an ``O_APPEND`` descriptor, so concurrent
+    lookups from one run never interleave.  A lookup already recorded in this
+    attempt (same name, scope, hash and path) is not repeated.
+    """
+    attempt_dir = ctx.attempt_dir
+    if not attempt_dir.is_dir():
+        raise UsageError(
+            f"cannot record the asset lookup: {attempt_dir} does not exist",
+            "Is this process still inside a live `molexp run`? Unset MOLEXP_RUN_ID otherwise.",
+        )
+    entry: dict[str, Any] = {
+        "name": asset.name,
+        "scope": asset.scope.text,
+        "content_hash": asset.content_hash,
+        "path": str(asset.path),
+    }
+    path = attempt_dir / INPUTS_FILE
+    try:
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                seen = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(seen, dict) and all(seen.get(k) == v for k, v in entry.items()):
+                return
+    except FileNotFoundError:
+        pass
+    entry["looked_up_at"] = store.now_iso()
+    entry["attempt"] = ctx.attempt
+    payload = (json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8")
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags, 0o666)
+    except OSError as exc:  # ELOOP: a symlink planted in the attempt directory
+        raise WorkspaceError(f"{path}: cannot record the asset lookup ({exc.strerror})") from exc
+    try:
+        os.write(fd, payload)
+    finally:
+        os.close(fd)
+
+
+def current_context() -> RunEnv | None:
+    """The run this process was launched for, or None outside `molexp run`."""
+    if not os.environ.get("MOLEXP_RUN_ID"):
+        return None
+    return RunEnv()
+
+
+def _inputs_of(run_dir: Path) -> Iterator[dict[str, Any]]:
+    """Recorded inputs of a run: run.json's, then any attempt's inputs.jsonl."""
+    record = store.read_json_record(run_dir / "run.json", "run")
+    for item in record.get("inputs") or []:
+        if isinstance(item, dict):
+            yield item
+    try:
+        attempts = sorted(os.scandir(run_dir / "attempts"), key=lambda e: e.name)
+    except FileNotFoundError:
+        return
+    for entry in attempts:
+        try:
+            text = (Path(entry.path) / INPUTS_FILE).read_text(encoding="utf-8", errors="replace")
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for line in text.splitlines():
+            try:
+                item = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(item, dict):
+                yield item
+
+
+@dataclass
+class Users:
+    runs: list[str] = field(default_factory=list)  # PROJECT/EXPERIMENT/RUN_ID
+    unreadable: list[str] = field(default_factory=list)
+
+
+def users_of(asset: Asset) -> Users:
+    """Every run whose recorded inputs refer to ``asset`` (by scope and name)."""
+    out = Users()
+    for proj, exp, run_dir in asset.scope.workspace.iter_run_dirs():
+        ref = f"{proj}/{exp}/{run_dir.name}"
+        try:
+            if any(
+                i.get("name") == asset.name and i.get("scope") == asset.scope.text
+                for i in _inputs_of(run_dir)
+            ):
+                out.runs.append(ref)
+        except FileNotFoundError:
+            continue
+        except (MolexpError, OSError):
+            out.unreadable.append(ref)
+    return out
+
+
+def describe(asset: Asset) -> dict[str, Any]:
+    """What `assets show` prints: the record, paths and the runs that used it."""
+    out = asset.to_json()
+    users = users_of(asset)
+    out["used_by"] = users.runs
+    if users.unreadable:
+        out["used_by_unknown"] = users.unreadable
+    return out
+
+
+def find_for_run(ctx: RunEnv, name: str, scope: str | None = None) -> Asset:
+    """Resolve ``name`` for a run (from its experiment) and record the lookup."""
+    ws = Workspace(ctx.workspace_root)
+    start = parse_scope(ws, scope) if scope is not None else run_scope(ctx, ws)
+    asset = resolve_asset(start, name)
+    record_lookup(ctx, asset)
+    return asset

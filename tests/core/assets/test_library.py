@@ -1,0 +1,77 @@
+"""Asset records: reading, resolving (experiment → project → workspace), verifying."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from molexp.api.workspace import Workspace
+from molexp.core import assets
+from molexp.core.assets import Scope, library
+from molexp.errors import (
+    AssetHashMismatchError,
+    CorruptRecordError,
+    NotFoundError,
+    SchemaVersionError,
+)
+from tests.core.assets.conftest import tree
+
+
+def test_verify_catches_tampering(ws: Workspace, tmp_path: Path) -> None:
+    src = tree(tmp_path / "t")
+    asset = assets.add_asset(Scope(ws, "qm9"), "t", src).asset
+    assert assets.verify_asset(asset).status == "ok"
+    (asset.path / "sub" / "x.bin").write_bytes(b"tampered")
+    check = assets.verify_asset(asset)
+    assert check.status == "changed" and check.actual_hash != asset.content_hash
+    with pytest.raises(AssetHashMismatchError, match="t \\(qm9: changed\\)") as info:
+        library.ensure_intact(asset)
+    assert info.value.exit_code == 3
+    (asset.path / "sub" / "x.bin").unlink()
+    (asset.path / "sub" / "x.bin").symlink_to(asset.path / "z")
+    assert assets.verify_asset(asset).status == "changed"
+    # the source still matches the record: a plain add does nothing, --replace repairs
+    assert assets.add_asset(asset.scope, "t", src).action == "unchanged"
+    assert assets.add_asset(asset.scope, "t", src, replace=True).action == "repaired"
+    assert assets.verify_asset(assets.load_asset(asset.scope, "t")).status == "ok"
+    assert assets.add_asset(asset.scope, "t", src, replace=True).action == "unchanged"
+
+
+def test_corrupt_and_newer_records(ws: Workspace, tmp_path: Path) -> None:
+    src = tmp_path / "f"
+    src.write_text("x")
+    asset = assets.add_asset(Scope(ws), "f", src).asset
+    assets.add_asset(Scope(ws), "g", src)
+    record_path = asset.dir / "asset.yaml"
+    text = record_path.read_text()
+    record_path.write_text(text.replace("filename: f", "filename: ../../../etc"))
+    with pytest.raises(CorruptRecordError, match="invalid filename"):
+        assets.load_asset(Scope(ws), "f")
+    listing = assets.scan([Scope(ws)])
+    assert [a.name for a in listing.assets] == ["g"] and len(listing.problems) == 1
+    record_path.write_text(text.replace("schema_version: 1", "schema_version: 99"))
+    with pytest.raises(SchemaVersionError):
+        assets.load_asset(Scope(ws), "f")
+    # a broken record can be replaced
+    assert assets.add_asset(Scope(ws), "f", src, replace=True).action == "replaced"
+
+
+def test_resolution_order_and_suggestions(ws: Workspace, tmp_path: Path) -> None:
+    src = tmp_path / "f"
+    for scope, text in [(".", "ws"), ("qm9", "project"), ("qm9/base", "experiment")]:
+        src.write_text(text)
+        assets.add_asset(assets.parse_scope(ws, scope), "data", src)
+    exp = Scope(ws, "qm9", "base")
+    assert assets.resolve_asset(exp, "data").path.read_text() == "experiment"
+    assets.remove_asset(exp, "data")
+    assert assets.resolve_asset(exp, "data").path.read_text() == "project"
+    assets.remove_asset(Scope(ws, "qm9"), "data")
+    assert assets.resolve_asset(exp, "data").path.read_text() == "ws"
+    with pytest.raises(NotFoundError, match="Did you mean: data") as info:
+        assets.resolve_asset(exp, "dta")
+    assert "qm9/base, qm9, the workspace" in info.value.message
+    ws.project("other")
+    assets.add_asset(Scope(ws, "other"), "only-there", src)
+    with pytest.raises(NotFoundError, match="--from other"):
+        assets.resolve_asset(exp, "only-there")
