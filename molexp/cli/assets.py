@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -27,9 +26,9 @@ PROGRESS_MIN_BYTES = 64 << 20  # smaller files hash too fast for a bar to help
 
 
 @contextmanager
-def progress_bar() -> Iterator[ProgressHook | None]:
+def progress_bar(wanted: bool = True) -> Iterator[ProgressHook | None]:
     """A hook drawing a rich progress bar on stderr for large data (terminal only)."""
-    if not output.is_tty(sys.stderr):
+    if not wanted or not output.is_tty(sys.stderr):
         yield None
         return
     from rich.progress import (
@@ -127,20 +126,9 @@ def add(
     modes = [m for m, on in (("move", move), ("link", link), ("ref", ref)) if on]
     if len(modes) > 1:
         raise UsageError("--move, --link and --ref exclude each other: give one")
-    target = assets.parse_scope(state.workspace(), scope)
-    producer = os.environ.get("MOLEXP_RUN_ID") or None
+    ws, mode = state.workspace(), modes[0] if modes else "copy"
     with progress_bar() as hook:
-        result = assets.add_asset(
-            target,
-            name,
-            path,
-            modes[0] if modes else "copy",
-            replace,
-            description,
-            tag or None,
-            producer,
-            hook,
-        )
+        result = assets.add_to(ws, scope, name, path, mode, replace, description, tag or None, hook)
     a = result.asset
     for warning in result.warnings:
         output.say(f"warning: {warning}")
@@ -162,17 +150,15 @@ def ls(
     """List assets (all scopes by default)."""
     from molexp.core import assets
 
-    ws = state.workspace()
-    start = assets.parse_scope(ws, scope) if scope is not None else None
-    scopes = (start.chain() if all_ else [start]) if start is not None else assets.all_scopes(ws)
-    listing = assets.scan(scopes)
-    inherited = start is not None and all_
-    shadows = assets.shadowed_by(listing.assets)
+    listing = assets.list_assets(state.workspace(), scope, inherited=all_)
+    shadows = listing.shadowed
     if json_out:
-        extra = [{"shadowed": s is not None} if inherited else {} for s in shadows]
-        output.print_json([{**a.to_json(), **e} for a, e in zip(listing.assets, extra)])
+        records = [a.to_json() for a in listing.assets]
+        if shadows is not None:
+            records = [{**r, "shadowed": s is not None} for r, s in zip(records, shadows)]
+        output.print_json(records)
     else:
-        _table(listing.assets, [f"(shadowed by {s})" if inherited and s else None for s in shadows])
+        _table(listing.assets, [f"(shadowed by {s})" if s else None for s in shadows or ()])
     _report(listing.problems)
 
 
@@ -185,7 +171,7 @@ def show(
     """Show an asset's record, where its data is, and the runs that used it."""
     from molexp.core import assets
 
-    record = assets.describe(assets.get_asset(assets.parse_scope(state.workspace(), scope), name))
+    record = assets.describe_in(state.workspace(), scope, name)
     if json_out:
         output.print_json(record)
         return
@@ -212,17 +198,8 @@ def path(
     from molexp.core import assets
 
     ws = state.workspace()
-    ctx = assets.current_context()
-    if from_ is not None:
-        start = assets.scope_of_ref(ws, from_)
-    else:
-        start = assets.run_scope(ctx, ws) if ctx is not None else assets.Scope(ws)
-    asset = assets.resolve_asset(start, name)
-    if verify:
-        with progress_bar() as hook:
-            assets.ensure_intact(asset, hook)
-    if ctx is not None:
-        assets.record_lookup(ctx, asset)
+    with progress_bar(wanted=verify) as hook:  # only --verify reads the data
+        asset = assets.path_for(ws, name, from_, verify, hook)
     sys.stdout.write(f"{asset.path}\n")
 
 
@@ -251,10 +228,9 @@ def verify(
     from molexp.core import assets
 
     ws = state.workspace()
-    scopes = [assets.parse_scope(ws, scope)] if scope is not None else assets.all_scopes(ws)
-    listing = assets.scan(scopes)
     with progress_bar() as hook:
-        checks = [assets.verify_asset(a, hook) for a in listing.assets]
+        result = assets.verify_assets(ws, scope, hook)
+    checks = result.checks
     if json_out:
         output.print_json([c.to_json() for c in checks])
     else:
@@ -262,9 +238,8 @@ def verify(
             ["scope", "name", "status", "detail"],
             [[c.asset.scope.text, c.asset.name, c.status, c.detail] for c in checks],
         )
-    _report(listing.problems)
-    error = assets.failures_error(checks)
-    if error is not None:
+    _report(result.problems)
+    if (error := result.failure) is not None:
         raise error
     output.say(f"{len(checks)} asset(s) verified")
 
@@ -280,7 +255,7 @@ def rm(
     """Remove an asset (refused while a run's recorded inputs refer to it)."""
     from molexp.core import assets
 
-    asset, users = assets.remove_asset(assets.parse_scope(state.workspace(), scope), name, force)
+    asset, users = assets.remove_from(state.workspace(), scope, name, force)
     kept = " (the external file is kept)" if asset.mode in ("link", "ref") else ""
     used = f"; it was an input of {len(users.runs)} run(s)" if users.runs else ""
     output.say(f"Removed asset {asset.label}{kept}{used}")

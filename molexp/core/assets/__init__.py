@@ -16,32 +16,32 @@ from molexp.core.assets.library import (
     Asset,
     Check,
     Listing,
+    Verification,
     asset_by_ref,
-    ensure_intact,
-    failures_error,
     find_everywhere,
     get_asset,
+    list_assets,
     load_asset,
     resolve_asset,
     scan,
-    shadowed_by,
     verify_asset,
+    verify_assets,
 )
 from molexp.core.assets.lineage import (
     Users,
-    current_context,
     describe,
+    describe_in,
     find_for_run,
-    record_lookup,
+    path_for,
     users_of,
 )
 from molexp.core.assets.scope import Scope, all_scopes, parse_scope, run_scope, scope_of_ref
-from molexp.core.assets.write import AddResult, add_asset, remove_asset
+from molexp.core.assets.write import AddResult, add_asset, add_to, remove_asset, remove_from
 
 __all__ = [
     "AddResult", "Asset", "Check", "Content", "Listing", "ProgressHook", "Scope", "Users",
-    "add_asset", "all_scopes", "asset_by_ref", "current_context", "describe", "ensure_intact",
-    "failures_error", "find_everywhere", "find_for_run", "get_asset", "hash_path", "load_asset",
-    "parse_scope", "record_lookup", "remove_asset", "resolve_asset", "run_scope", "scan",
-    "scope_of_ref", "shadowed_by", "users_of", "verify_asset",
+    "Verification", "add_asset", "add_to", "all_scopes", "asset_by_ref", "describe",
+    "describe_in", "find_everywhere", "find_for_run", "get_asset", "hash_path", "list_assets",
+    "load_asset", "parse_scope", "path_for", "remove_asset", "remove_from", "resolve_asset",
+    "run_scope", "scan", "scope_of_ref", "users_of", "verify_asset", "verify_assets",
 ]  # fmt: skip

@@ -145,6 +145,9 @@ def asset_by_ref(ws: Workspace, text: str) -> Asset:
 class Listing:
     assets: list[Asset] = field(default_factory=list)
     problems: list[MolexpError] = field(default_factory=list)
+    #: In a listing of a scope and what it inherits: for each asset, the closer
+    #: scope hiding it (None if visible).  None in any other listing.
+    shadowed: list[str | None] | None = None
 
 
 def scan(scopes: Iterable[Scope]) -> Listing:
@@ -177,6 +180,22 @@ def shadowed_by(found: Sequence[Asset]) -> list[str | None]:
         out.append(first.get(asset.name))
         first.setdefault(asset.name, asset.scope.text)
     return out
+
+
+def list_assets(ws: Workspace, scope: str | None = None, inherited: bool = False) -> Listing:
+    """`molexp assets ls`: every scope's assets, or those of ``scope``.
+
+    With ``inherited``, also the assets ``scope`` inherits (project, workspace),
+    in lookup order, each marked with the scope that shadows it, if any.
+    """
+    if scope is None:
+        return scan(all_scopes(ws))
+    start = parse_scope(ws, scope)
+    if not inherited:
+        return scan([start])
+    listing = scan(start.chain())
+    listing.shadowed = shadowed_by(listing.assets)
+    return listing
 
 
 def _all_names(ws: Workspace) -> list[tuple[str, Scope]]:
@@ -291,3 +310,24 @@ def ensure_intact(asset: Asset, progress: ProgressHook | None = None) -> None:
     error = failures_error([verify_asset(asset, progress)])
     if error is not None:
         raise error
+
+
+@dataclass
+class Verification:
+    checks: list[Check] = field(default_factory=list)
+    problems: list[MolexpError] = field(default_factory=list)  # records that cannot be read
+
+    @property
+    def failure(self) -> AssetHashMismatchError | None:
+        """The error naming every asset that failed, or None if all are intact."""
+        return failures_error(self.checks)
+
+
+def verify_assets(
+    ws: Workspace, scope: str | None = None, progress: ProgressHook | None = None
+) -> Verification:
+    """`molexp assets verify`: re-hash every asset of ``scope`` (default: of every scope)."""
+    scopes = [parse_scope(ws, scope)] if scope is not None else all_scopes(ws)
+    listing = scan(scopes)
+    checks = [verify_asset(a, progress) for a in listing.assets]
+    return Verification(checks, listing.problems)

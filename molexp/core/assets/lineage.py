@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from molexp.core.assets.library import Asset, resolve_asset
-from molexp.core.assets.scope import parse_scope, run_scope
+from molexp.core.assets.content import ProgressHook
+from molexp.core.assets.library import Asset, ensure_intact, get_asset, resolve_asset
+from molexp.core.assets.scope import Scope, parse_scope, run_scope, scope_of_ref
 from molexp.core.execution.runenv import RunEnv
 from molexp.core.records.workspace import Workspace
 from molexp.core.store import files as store
@@ -140,3 +141,35 @@ def find_for_run(ctx: RunEnv, name: str, scope: str | None = None) -> Asset:
     asset = resolve_asset(start, name)
     record_lookup(ctx, asset)
     return asset
+
+
+def path_for(
+    ws: Workspace,
+    name: str,
+    from_ref: str | None = None,
+    verify: bool = False,
+    progress: ProgressHook | None = None,
+) -> Asset:
+    """`molexp assets path`: the asset ``name`` a shell command asks for.
+
+    The search starts at ``from_ref`` (a REF), else at the current run's
+    experiment inside a run, else at the workspace.  With ``verify`` the data is
+    re-hashed first (:class:`AssetHashMismatchError` if it changed; nothing is
+    recorded then).  Inside `molexp run` the lookup is recorded as an input.
+    """
+    ctx = current_context()
+    if from_ref is not None:
+        start = scope_of_ref(ws, from_ref)
+    else:
+        start = run_scope(ctx, ws) if ctx is not None else Scope(ws)
+    asset = resolve_asset(start, name)
+    if verify:
+        ensure_intact(asset, progress)
+    if ctx is not None:
+        record_lookup(ctx, asset)
+    return asset
+
+
+def describe_in(ws: Workspace, scope: str, name: str) -> dict[str, Any]:
+    """`molexp assets show`: :func:`describe` of the asset ``name`` of exactly ``scope``."""
+    return describe(get_asset(parse_scope(ws, scope), name))

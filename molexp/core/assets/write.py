@@ -39,8 +39,9 @@ from molexp.core.assets.library import (
     verify_asset,
 )
 from molexp.core.assets.lineage import Users, users_of
-from molexp.core.assets.scope import Scope
+from molexp.core.assets.scope import Scope, parse_scope
 from molexp.core.model.names import validate_name
+from molexp.core.records.workspace import Workspace
 from molexp.core.store import files as store
 from molexp.errors import (
     ConflictError,
@@ -389,3 +390,31 @@ def remove_asset(scope: Scope, name: str, force: bool = False) -> tuple[Asset, U
     _remove_tree(trash)
     store.fsync_dir(scope.assets_dir)
     return asset, users
+
+
+# --- by scope name, as the command line gives it -------------------------------------
+
+
+def add_to(
+    ws: Workspace,
+    scope: str,
+    name: str,
+    source: str | os.PathLike[str],
+    mode: str = "copy",
+    replace: bool = False,
+    description: str | None = None,
+    tags: Sequence[str] | None = None,
+    progress: ProgressHook | None = None,
+) -> AddResult:
+    """`molexp assets add`: :func:`add_asset` into the scope named ``scope``.
+
+    The producer is the run this process was launched for (``MOLEXP_RUN_ID``), if any.
+    """
+    target = parse_scope(ws, scope)
+    producer = os.environ.get("MOLEXP_RUN_ID") or None
+    return add_asset(target, name, source, mode, replace, description, tags, producer, progress)
+
+
+def remove_from(ws: Workspace, scope: str, name: str, force: bool = False) -> tuple[Asset, Users]:
+    """`molexp assets rm`: :func:`remove_asset` from the scope named ``scope``."""
+    return remove_asset(parse_scope(ws, scope), name, force)

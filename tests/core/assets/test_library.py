@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -75,3 +76,59 @@ def test_resolution_order_and_suggestions(ws: Workspace, tmp_path: Path) -> None
     assets.add_asset(Scope(ws, "other"), "only-there", src)
     with pytest.raises(NotFoundError, match="--from other"):
         assets.resolve_asset(exp, "only-there")
+
+
+def test_list_assets_of_every_scope_one_scope_or_what_it_inherits(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    src = tmp_path / "f"
+    for scope, name in [(".", "data"), (".", "other"), ("qm9", "data"), ("qm9/base", "data")]:
+        src.write_text(f"{scope} {name}")
+        assets.add_asset(assets.parse_scope(ws, scope), name, src)
+
+    every = assets.list_assets(ws)
+    assert [(a.scope.text, a.name) for a in every.assets] == [
+        (".", "data"), (".", "other"), ("qm9", "data"), ("qm9/base", "data"),
+    ]  # fmt: skip
+    assert every.shadowed is None and every.problems == []
+    assert assets.list_assets(ws, inherited=True).shadowed is None  # no scope: nothing inherited
+    one = assets.list_assets(ws, "qm9")
+    assert [(a.scope.text, a.name) for a in one.assets] == [("qm9", "data")]
+    assert one.shadowed is None
+
+    inherited = assets.list_assets(ws, "qm9/base", inherited=True)
+    assert [(a.scope.text, a.name) for a in inherited.assets] == [
+        ("qm9/base", "data"), ("qm9", "data"), (".", "data"), (".", "other"),
+    ]  # fmt: skip
+    assert inherited.shadowed == [None, "qm9/base", "qm9/base", None]
+    with pytest.raises(NotFoundError, match="no project named 'nope'"):
+        assets.list_assets(ws, "nope")
+
+
+def test_verify_assets_names_failures_and_unreadable_records(ws: Workspace, tmp_path: Path) -> None:
+    src = tmp_path / "f"
+    src.write_text("x")
+    good = assets.add_asset(Scope(ws), "good", src).asset
+    bad = assets.add_asset(Scope(ws, "qm9"), "bad", src).asset
+    seen: list[str] = []
+
+    def hook(label: str, total: int) -> Any:
+        seen.append(label)
+        return lambda n: None
+
+    result = assets.verify_assets(ws, progress=hook)
+    assert [(c.asset.name, c.status) for c in result.checks] == [("good", "ok"), ("bad", "ok")]
+    assert result.failure is None and result.problems == []
+    assert seen == ["verify good", "verify bad"]
+
+    bad.path.write_text("tampered")
+    result = assets.verify_assets(ws)
+    assert [c.status for c in result.checks] == ["ok", "changed"]
+    assert isinstance(result.failure, AssetHashMismatchError)
+    assert "1 of 2 assets fail verification: bad (qm9: changed)" in result.failure.message
+    assert assets.verify_assets(ws, ".").failure is None  # only the workspace's
+
+    (good.dir / "asset.yaml").write_text("not: [a record")
+    result = assets.verify_assets(ws, ".")
+    assert result.checks == [] and len(result.problems) == 1
+    assert "asset.yaml" in str(result.problems[0])

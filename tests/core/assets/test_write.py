@@ -252,3 +252,30 @@ def test_a_concurrent_add_of_the_same_name(
     assert mine.read_text() == "same"  # a move that lost the race gives the file back
     assert assets.load_asset(Scope(ws), "x").path.read_text() == other_content
     assert sorted(p.name for p in (ws.root / "assets").iterdir()) == ["x"]
+
+
+def test_add_to_and_remove_from_take_the_scope_as_typed(
+    ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = tmp_path / "d.csv"
+    src.write_text("x,y\n")
+    monkeypatch.setenv("MOLEXP_RUN_ID", "0123abcd")  # added from inside a run
+    made = assets.add_to(ws, "qm9/base", "data", src, description="the data", tags=["raw"])
+    assert made.action == "added"
+    rec = made.asset.record
+    assert (rec["scope"], rec["producer"], rec["description"], rec["tags"]) == (
+        "qm9/base", "0123abcd", "the data", ["raw"],
+    )  # fmt: skip
+    assert assets.add_to(ws, "qm9/base", "data", src).action == "unchanged"
+    monkeypatch.delenv("MOLEXP_RUN_ID")
+    linked = assets.add_to(ws, ".", "linked", src, mode="link").asset
+    assert linked.record["producer"] is None and linked.path.is_symlink()
+    with pytest.raises(NotFoundError, match="no project named 'nope'"):
+        assets.add_to(ws, "nope", "data", src)
+
+    removed, users = assets.remove_from(ws, "qm9/base", "data")
+    assert removed.name == "data" and users.runs == [] and not removed.dir.exists()
+    assets.remove_from(ws, ".", "linked")
+    assert src.read_text() == "x,y\n"  # a link's target is never removed
+    with pytest.raises(NotFoundError, match="no asset named 'data'"):
+        assets.remove_from(ws, "qm9/base", "data")
