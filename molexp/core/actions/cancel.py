@@ -12,6 +12,10 @@
   stops every run it executes (``run --jobs N``), not just this one.
 * A running run whose owner is already gone is recorded ``interrupted`` (it was
   not cancelled: it had died before).
+
+This module asks SLURM and the owners; the records are changed by the lifecycle
+(:func:`~molexp.core.execution.lifecycle.close_stale` under a lock held here,
+:func:`~molexp.core.execution.lifecycle.close_attempt` otherwise).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from molexp.core.execution.lifecycle import close_attempt, close_stale, latest
 from molexp.core.records.refs import Ref
 from molexp.core.records.runs import ACTIVE, Run, observe
 from molexp.core.slurm import scheduler as slurm
@@ -43,7 +48,7 @@ class Cancelled:
     message: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        last = slurm.latest(self.run.record)
+        last = latest(self.run.record)
         return {
             "id": self.run.id,
             "project": self.run.record["project"],
@@ -95,8 +100,6 @@ def cancel(runs: Sequence[Run], patience: float = DEFAULT_PATIENCE) -> list[Canc
     SLURM jobs are cancelled with one ``scancel`` call; when SLURM cannot be
     reached, an :class:`ExecutorError` is raised before a SLURM record changes.
     """
-    from molexp.core.execution.lifecycle import close_stale
-
     plan = _Plan({}, [], [], [])
     try:
         for run in runs:
@@ -113,7 +116,7 @@ def cancel(runs: Sequence[Run], patience: float = DEFAULT_PATIENCE) -> list[Canc
 
 
 def _owner_text(run: Run) -> str:
-    last = slurm.latest(run.record)
+    last = latest(run.record)
     if last.get("executor") == "slurm":
         return f"SLURM job {last.get('scheduler_job_id')}"
     return f"pid {last.get('pid')} on {last.get('host')}"
@@ -123,7 +126,7 @@ def _classify(run: Run, plan: _Plan) -> None:
     """Lock queued SLURM runs, note jobs to scancel, signal local owners."""
     run.reload()
     status, reason = observe(run.record, run.dir)
-    last = slurm.latest(run.record)
+    last = latest(run.record)
     if run.status not in ACTIVE:
         plan.done[run.id] = Cancelled(run, "nothing", status, f"{status}: nothing to cancel")
         return
@@ -132,7 +135,7 @@ def _classify(run: Run, plan: _Plan) -> None:
         got = locks.try_acquire(run.dir, "cancel")
         if isinstance(got, locks.RunLock):
             run.reload()
-            if run.status == "queued" and slurm.latest(run.record).get("n") == last.get("n"):
+            if run.status == "queued" and latest(run.record).get("n") == last.get("n"):
                 plan.queued.append((run, got))
                 plan.jobs.append(job)
                 return
@@ -143,7 +146,7 @@ def _classify(run: Run, plan: _Plan) -> None:
         return
     owner = locks.read_lock(run.dir)
     if owner is None or owner.is_stale():
-        slurm.close_attempt(run, last.get("n"), reason or "its owner is gone")
+        close_attempt(run, last.get("n"), None, reason or "its owner is gone")
         plan.done[run.id] = Cancelled(
             run, "nothing", run.status, f"its owner was already gone: {run.status}"
         )
@@ -178,13 +181,13 @@ def _await(plan: _Plan, patience: float) -> None:
     view = slurm.QueueView()
     asked = 0.0
     while pending:
-        jobs = [str(slurm.latest(r.record).get("scheduler_job_id") or "") for r, _ in pending]
+        jobs = [str(latest(r.record).get("scheduler_job_id") or "") for r, _ in pending]
         if any(jobs) and time.monotonic() - asked >= QUERY_EVERY:
             view, asked = slurm.query(j for j in jobs if j), time.monotonic()
         still: list[tuple[Run, Any]] = []
         for (run, n), job in zip(pending, jobs):
             if _settled(run, n, job, view):
-                last = slurm.latest(run.record)
+                last = latest(run.record)
                 status = last.get("status") if last.get("n") == n else run.status
                 plan.done[run.id] = Cancelled(run, "cancelled", str(status), _owner_text(run))
             else:
@@ -206,7 +209,7 @@ def _await(plan: _Plan, patience: float) -> None:
 
 def _settled(run: Run, n: Any, job: str, view: slurm.QueueView) -> bool:
     run.reload()
-    if slurm.latest(run.record).get("n") != n or run.status not in ACTIVE:
+    if latest(run.record).get("n") != n or run.status not in ACTIVE:
         return True
     owner = locks.read_lock(run.dir)
     if owner is not None and not owner.is_stale():
@@ -214,6 +217,6 @@ def _settled(run: Run, n: Any, job: str, view: slurm.QueueView) -> bool:
     if job and not view.gone(job):
         return False
     # The owner died without recording the outcome: record what we asked for.
-    slurm.close_attempt(run, n, "cancelled with `molexp cancel`", "cancelled")
+    close_attempt(run, n, "cancelled", "cancelled with `molexp cancel`")
     run.reload()
     return run.status not in ACTIVE

@@ -1,9 +1,16 @@
 """The run lifecycle (SPEC §8): claim, open an attempt, execute, close it.
 
-Every change to a ``run.json`` happens here, under the run's lock, so two
-processes never both write one record.  The command's own contributions
-(``results.json``, ``attempts/<n>/inputs.jsonl``) are files it writes itself and
-that are merged into the record when the attempt ends.
+Every change to a ``run.json`` after its creation happens here, under the run's
+lock, so two processes never both write one record.  This module is the one
+writer of attempts, whoever asks: a local ``run``, a SLURM submission
+(:func:`enqueue`) and its array task (:func:`open_attempt` continues the queued
+attempt), the SLURM reconciliation, ``cancel`` and ``doctor``
+(:func:`close_attempt`, :func:`close_stale`).  Attempts are numbered here
+(:func:`next_number`), and here they get their outcome and its reason.
+
+The command's own contributions (``results.json``, ``attempts/<n>/inputs.jsonl``)
+are files it writes itself and that are merged into the record when the attempt
+ends.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from molexp.core.records.runs import ACTIVE, Run, ensure_run, observe
 from molexp.core.records.workspace import Experiment
 from molexp.core.store import files as store
 from molexp.core.store import lock as locks
-from molexp.errors import EXIT_SIGINT, EXIT_SIGTERM, RunLockedError, UsageError
+from molexp.errors import EXIT_SIGINT, EXIT_SIGTERM, MolexpError, RunLockedError, UsageError
 
 if TYPE_CHECKING:
     # Process handling is imported when an attempt runs, not for a no-op `run`.
@@ -88,23 +95,236 @@ def now() -> str:
     return store.now_iso()
 
 
-def close_stale(run: Run, reason: str | None = None, status: str | None = None) -> bool:
-    """Mark the active attempt of a run whose owner is gone as ``interrupted``.
+def latest(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The latest attempt of a record (``{}`` when it has none)."""
+    attempts = record.get("attempts") or []
+    last = attempts[-1] if attempts else {}
+    return last if isinstance(last, dict) else {}
 
-    The caller holds the run's lock.  Returns whether the record changed.
+
+def next_number(record: Mapping[str, Any]) -> int:
+    """The number of a new attempt: one more than the highest so far (1 for the first)."""
+    return max([int(a.get("n", 0)) for a in record["attempts"]], default=0) + 1
+
+
+def require_command(exp: Experiment, options: RunOptions) -> str | None:
+    """The shell command the runs of ``exp`` execute, or None when ``argv`` is given.
+
+    An experiment without a ``command:`` and without a command after ``--`` is
+    refused (exit 2) before anything is written.
+    """
+    command = options.command or exp.definition().get("command")
+    if not options.argv and not command:
+        raise UsageError(
+            f"experiment {exp.ref} has no command",
+            f"Give one after `--` (molexp run {exp.ref} -- CMD ...) or set `command:` in "
+            f"{exp.definition_path}.",
+        )
+    return None if options.argv else str(command)
+
+
+def held_message(run: Run, status: str) -> str:
+    """Why an active ``run`` is not started or submitted again."""
+    last = latest(run.record)
+    job = last.get("scheduler_job_id")
+    if last.get("executor") == "slurm" and job:
+        return f"already {status} as SLURM job {job}"
+    return f"already {status} elsewhere"
+
+
+def _fields(
+    status: str,
+    *,
+    started_at: str | None,
+    host: str | None,
+    pid: int | None,
+    executor: str,
+    scheduler_job_id: str | None,
+    argv: list[str],
+    cwd: Path,
+    git: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The fields of an attempt that has not ended yet (SPEC §8), in record order."""
+    return {
+        "status": status,
+        "started_at": started_at,
+        "finished_at": None,
+        "exit_code": None,
+        "duration": None,
+        "host": host,
+        "pid": pid,
+        "executor": executor,
+        "scheduler_job_id": scheduler_job_id,
+        "argv": argv,
+        "cwd": str(cwd),
+        "git": git,
+        "error": None,
+        "results": None,
+    }
+
+
+def _close(run: Run, attempt: dict[str, Any], status: str, **fields: Any) -> None:
+    """End ``attempt`` (the run's latest) with ``status``; fold in its files; save."""
+    attempt["status"] = status
+    attempt.update(fields)
+    run.record["status"] = status
+    _merge_attempt_files(run, attempt)
+    run.save()
+
+
+def close_stale(run: Run, reason: str | None = None, status: str | None = None) -> bool:
+    """Mark the active attempt of a run whose owner is gone as finished.
+
+    ``status`` defaults to ``interrupted`` for a running attempt and
+    ``cancelled`` for a queued one; ``reason`` goes to the attempt's ``error``
+    (unless it already holds one).  The caller holds the run's lock.  Returns
+    whether the record changed.
     """
     rec = run.record
     if rec["status"] not in ACTIVE or not rec["attempts"]:
         return False
     attempt = rec["attempts"][-1]
-    new_status = status or ("interrupted" if rec["status"] == "running" else "cancelled")
-    attempt["status"] = new_status
-    attempt["finished_at"] = attempt.get("finished_at") or now()
-    attempt["error"] = attempt.get("error") or reason or "its process ended without recording an outcome"
-    rec["status"] = new_status
-    _merge_attempt_files(run, attempt)
-    run.save()
+    _close(
+        run,
+        attempt,
+        status or ("interrupted" if rec["status"] == "running" else "cancelled"),
+        finished_at=attempt.get("finished_at") or now(),
+        error=attempt.get("error") or reason or "its process ended without recording an outcome",
+    )
     return True
+
+
+def close_attempt(
+    run: Run, n: int | None, status: str | None = None, reason: str | None = None
+) -> bool:
+    """Record attempt ``n`` (whose owner is gone) finished, taking the run's lock.
+
+    ``status`` and ``reason`` are as for :func:`close_stale`.  Returns False when
+    the lock is busy or cannot be written; True when the record is now settled
+    (by us, or by someone before us: then the fresh record says so).
+    """
+    try:
+        got = locks.try_acquire(run.dir, "reconcile")
+        if not isinstance(got, locks.RunLock):
+            return False
+        try:
+            run.reload()
+            if run.status not in ACTIVE or latest(run.record).get("n") != n:
+                return True  # someone else moved it on
+            close_stale(run, reason, status)
+            return True
+        finally:
+            got.release()
+    except (OSError, MolexpError):
+        return False
+
+
+def enqueue(
+    run: Run, job_id: str, options: RunOptions, submission: Mapping[str, Any]
+) -> Outcome:
+    """Record ``run`` as queued for scheduler job ``job_id``, under its lock (or say why not).
+
+    The new attempt is ``queued`` with ``executor: slurm``; ``submission`` (the
+    script, its output, the sbatch options) is kept with it, beside the command
+    and the submitting host, for the task that continues it (:func:`open_attempt`).
+    """
+    got = locks.try_acquire(run.dir, "submit")
+    if not isinstance(got, locks.RunLock):
+        return Outcome(run, "held", run.status, message=f"held by {got.describe()}")
+    try:
+        run.reload()
+        status, reason = observe(run.record, run.dir)
+        if status in ACTIVE:
+            return Outcome(run, "held", status, message=held_message(run, status))
+        if run.status in ACTIVE:
+            close_stale(run, reason or "its owner is gone")
+        if run.status == "succeeded" and not options.force:
+            return Outcome(run, "skipped", "succeeded", message="up to date")
+        from molexp.core.execution.execute import build_argv
+
+        rec = run.record
+        n = next_number(rec)
+        command = require_command(run.experiment, options)
+        attempt = {
+            "n": n,
+            "status": "queued",
+            "submitted_at": now(),
+            **_fields(
+                "queued",
+                started_at=None,
+                host=None,
+                pid=None,
+                executor="slurm",
+                scheduler_job_id=job_id,
+                argv=build_argv(command, options.argv, placeholder_values(run)),
+                cwd=options.cwd,
+                git=None,
+            ),
+            "submission": {
+                "command": command,
+                "argv": list(options.argv) if options.argv else None,
+                "host": locks.hostname(),
+                **submission,
+            },
+        }
+        rec["attempts"].append(attempt)
+        rec["status"] = "queued"
+        run.save()
+        return Outcome(
+            run, "submitted", "queued", attempt=n, message=f"queued as SLURM job {job_id}"
+        )
+    finally:
+        got.release()
+
+
+def open_attempt(run: Run, options: RunOptions) -> dict[str, Any]:
+    """Start an attempt of ``run`` in this process and record it ``running``.
+
+    The attempt is a new one (:func:`next_number`), or, for a SLURM array task,
+    the queued attempt it continues.  Writes the attempt's folder (params,
+    config, git patch), then the record.  The caller holds the run's lock.
+    """
+    from molexp.core.execution.execute import build_argv, write_json_file
+
+    exp = run.experiment
+    ws_root = exp.workspace.root
+    rec = run.record
+    attempt: dict[str, Any]
+    if rec["status"] == "queued" and options.executor == "slurm-task":
+        attempt = rec["attempts"][-1]
+        n = int(attempt["n"])
+    else:
+        n = next_number(rec)
+        attempt = {"n": n}
+        rec["attempts"].append(attempt)
+    attempt_dir = run.attempt_dir(n)
+    argv = build_argv(require_command(exp, options), options.argv, placeholder_values(run))
+    for log in ("stdout.log", "stderr.log"):
+        store.ensure_inside(ws_root, attempt_dir / log)
+    attempt_dir.mkdir(parents=True, exist_ok=True)
+    git = _git_for(exp, options)
+    attempt.update(
+        _fields(
+            "running",
+            started_at=now(),
+            host=locks.hostname(),
+            pid=os.getpid(),
+            executor="slurm" if options.executor == "slurm-task" else options.executor,
+            scheduler_job_id=attempt.get("scheduler_job_id", options.scheduler_job_id),
+            argv=argv,
+            cwd=options.cwd,
+            git=git.summary(),
+        )
+    )
+    rec["status"] = "running"
+    (run.dir / RESULTS_FILE).unlink(missing_ok=True)
+    write_json_file(attempt_dir / "params.json", rec.get("params") or {})
+    write_json_file(attempt_dir / "config.json", rec.get("config") or {})
+    if git.patch:
+        store.atomic_write_bytes(attempt_dir / "git.patch", git.patch.encode())
+    (run.dir / "artifacts").mkdir(exist_ok=True)
+    run.save()
+    return attempt
 
 
 def _merge_attempt_files(run: Run, attempt: dict[str, Any]) -> None:
@@ -138,7 +358,8 @@ def _merge_attempt_files(run: Run, attempt: dict[str, Any]) -> None:
                 inputs.append(item)
 
 
-def placeholder_values(run: Run, workspace_root: Path) -> dict[str, Any]:
+def placeholder_values(run: Run) -> dict[str, Any]:
+    """The values of the ``{placeholders}`` of a run's command."""
     rec = run.record
     values: dict[str, Any] = dict(rec.get("params") or {})
     values.update(
@@ -196,14 +417,7 @@ def execute(
 
 
 def execute_run(run: Run, options: RunOptions, signals: SignalState) -> Outcome:
-    exp = run.experiment
-    definition = exp.definition()
-    if not options.argv and not (options.command or definition.get("command")):
-        raise UsageError(
-            f"experiment {exp.ref} has no command",
-            f"Give one after `--` (molexp run {exp.ref} -- CMD ...) or set `command:` in "
-            f"{exp.definition_path}.",
-        )
+    require_command(run.experiment, options)
     if run.status == "succeeded" and not options.force:
         return Outcome(run, "skipped", "succeeded", message="up to date")
     try:
@@ -253,51 +467,12 @@ def _queue_entry_gone(run: Run, options: RunOptions) -> bool:
 
 
 def _attempt(run: Run, options: RunOptions, signals: SignalState) -> Outcome:
-    from molexp.core.execution.execute import build_argv, run_command, write_json_file
+    from molexp.core.execution.execute import run_command
 
-    exp = run.experiment
-    ws_root = exp.workspace.root
-    rec = run.record
-    queued = rec["status"] == "queued" and options.executor == "slurm-task"
-    if queued:
-        attempt = rec["attempts"][-1]
-        n = int(attempt["n"])
-    else:
-        n = max([int(a.get("n", 0)) for a in rec["attempts"]], default=0) + 1
-        attempt = {"n": n}
-        rec["attempts"].append(attempt)
+    attempt = open_attempt(run, options)
+    n = int(attempt["n"])
     attempt_dir = run.attempt_dir(n)
-    values = placeholder_values(run, ws_root)
-    argv = build_argv(options.command or exp.definition().get("command"), options.argv, values)
-    for log in ("stdout.log", "stderr.log"):
-        store.ensure_inside(ws_root, attempt_dir / log)
-    attempt_dir.mkdir(parents=True, exist_ok=True)
-    git = _git_for(exp, options)
-    attempt.update(
-        status="running",
-        started_at=now(),
-        finished_at=None,
-        exit_code=None,
-        duration=None,
-        host=locks.hostname(),
-        pid=os.getpid(),
-        executor="slurm" if options.executor == "slurm-task" else options.executor,
-        scheduler_job_id=attempt.get("scheduler_job_id", options.scheduler_job_id),
-        argv=argv,
-        cwd=str(options.cwd),
-        git=git.summary(),
-        error=None,
-        results=None,
-    )
-    rec["status"] = "running"
-    (run.dir / RESULTS_FILE).unlink(missing_ok=True)
-    write_json_file(attempt_dir / "params.json", rec.get("params") or {})
-    write_json_file(attempt_dir / "config.json", rec.get("config") or {})
-    if git.patch:
-        store.atomic_write_bytes(attempt_dir / "git.patch", git.patch.encode())
-    (run.dir / "artifacts").mkdir(exist_ok=True)
-    run.save()
-    env = build_env(run, ws_root, attempt_dir, n)
+    env = build_env(run, run.experiment.workspace.root, attempt_dir, n)
     out: IO[bytes] | None = None
     err: IO[bytes] | None = None
     if options.echo:
@@ -305,13 +480,11 @@ def _attempt(run: Run, options: RunOptions, signals: SignalState) -> Outcome:
         err = sys.stderr.buffer
     try:
         result = run_command(
-            argv, env, options.cwd, attempt_dir / "stdout.log", attempt_dir / "stderr.log",
+            attempt["argv"], env, options.cwd, attempt_dir / "stdout.log", attempt_dir / "stderr.log",
             signals, out, err,
         )
     except OSError as exc:
-        attempt.update(status="failed", finished_at=now(), exit_code=127, error=str(exc))
-        rec["status"] = "failed"
-        run.save()
+        _close(run, attempt, "failed", finished_at=now(), exit_code=127, error=str(exc))
         return Outcome(run, "executed", "failed", 127, n, str(exc))
     code = result.exit_code if result.exit_code >= 0 else 128 - result.exit_code
     if result.signal is not None:
@@ -319,15 +492,9 @@ def _attempt(run: Run, options: RunOptions, signals: SignalState) -> Outcome:
         attempt["error"] = f"cancelled by signal {result.signal}"
     else:
         status = "succeeded" if code == 0 else "failed"
-    attempt.update(
-        status=status,
-        finished_at=now(),
-        exit_code=code,
-        duration=round(result.duration, 6),
+    _close(
+        run, attempt, status, finished_at=now(), exit_code=code, duration=round(result.duration, 6)
     )
-    rec["status"] = status
-    _merge_attempt_files(run, attempt)
-    run.save()
     return Outcome(run, "executed", status, code, n, signal=result.signal)
 
 

@@ -6,7 +6,7 @@ the records and the queue agree at every moment:
 1. ``sbatch --hold --parsable --array=0-K`` (the script on stdin): nothing can
    start yet.  If sbatch fails (not installed, controller down) nothing has been
    written and the error is an :class:`ExecutorError` (exit 3).
-2. Under each run's lock, append the attempt ``{status: queued, executor: slurm,
+2. Under each run's lock, the lifecycle appends the attempt ``{status: queued, executor: slurm,
    scheduler_job_id: "<array>_<i>", ...}`` and set the run ``queued``.  A run
    that someone else claimed in the meantime keeps its record; its task is
    cancelled (``scancel <array>_<i>``).
@@ -25,7 +25,6 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -34,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from molexp.core.execution.lifecycle import latest
 from molexp.core.records.runs import ACTIVE, Run, observe
 from molexp.core.store import files as store
 from molexp.core.store import lock as locks
@@ -204,12 +204,6 @@ def scancel(jobs: Sequence[str]) -> None:
 # -- reconciliation -----------------------------------------------------------------
 
 
-def latest(record: Mapping[str, Any]) -> dict[str, Any]:
-    attempts = record.get("attempts") or []
-    last = attempts[-1] if attempts else {}
-    return last if isinstance(last, dict) else {}
-
-
 def is_slurm_active(record: Mapping[str, Any]) -> bool:
     """Queued or running under SLURM: the records that make a listing ask SLURM."""
     return record.get("status") in ACTIVE and latest(record).get("executor") == "slurm"
@@ -257,6 +251,8 @@ def observe_many(runs: Sequence[Run], fix: bool = True) -> list[Seen]:
     ``interrupted`` under its lock (skipped silently when the lock is live or the
     workspace read-only: the listing still reports it).
     """
+    from molexp.core.execution.lifecycle import close_attempt
+
     if not runs:
         return []
     view = query(str(latest(r.record).get("scheduler_job_id") or "") for r in runs)
@@ -282,35 +278,10 @@ def observe_many(runs: Sequence[Run], fix: bool = True) -> list[Seen]:
             and status != run.record["status"]
             and run.record["status"] in ACTIVE
         ):
-            if close_attempt(run, n, reason):
+            if close_attempt(run, n, None, reason):
                 status, reason = run.status, None
         seen.append(Seen(run.record, status, reason, state))
     return seen
-
-
-def close_attempt(run: Run, n: Any, reason: str | None, status: str | None = None) -> bool:
-    """Record attempt ``n`` (whose owner is gone) as finished, under the run's lock.
-
-    ``status`` defaults to ``cancelled`` for a queued attempt and ``interrupted``
-    for a running one.  Returns False when the lock is busy or cannot be written;
-    True when the record is now settled (by us, or by someone before us).
-    """
-    from molexp.core.execution.lifecycle import close_stale
-
-    try:
-        got = locks.try_acquire(run.dir, "reconcile")
-        if not isinstance(got, locks.RunLock):
-            return False
-        try:
-            run.reload()
-            if run.status not in ACTIVE or latest(run.record).get("n") != n:
-                return True  # someone else moved it on; the fresh record says so
-            close_stale(run, reason, status)
-            return True
-        finally:
-            got.release()
-    except (OSError, MolexpError):
-        return False
 
 
 def annotate(seen: Seen) -> dict[str, Any]:
@@ -429,17 +400,6 @@ class Submission:
     sbatch_args: list[str] = field(default_factory=list)  # defaults, then --sbatch-arg
 
 
-def _command_of(exp: Experiment, options: RunOptions) -> str | None:
-    command = exp.definition().get("command")
-    if not options.argv and not command:
-        raise UsageError(
-            f"experiment {exp.ref} has no command",
-            f"Give one after `--` (molexp run {exp.ref} -- CMD ...) or set `command:` in "
-            f"{exp.definition_path}.",
-        )
-    return None if options.argv else str(command)
-
-
 def prepare(
     exp: Experiment,
     specs: Sequence[RunSpec],
@@ -453,10 +413,10 @@ def prepare(
     Writes nothing unless ``fix``: then runs whose SLURM job vanished are recorded
     so (:func:`observe_many`) before they are submitted again.
     """
-    from molexp.core.execution.lifecycle import Outcome
+    from molexp.core.execution.lifecycle import Outcome, held_message, require_command
     from molexp.core.records.runs import peek_run
 
-    _command_of(exp, options)
+    require_command(exp, options)
     args = [*default_sbatch_args(exp), *check_sbatch_args(sbatch_args, "--sbatch-arg")]
     runs: list[tuple[Run, bool]] = []
     for spec in specs:
@@ -471,7 +431,7 @@ def prepare(
         if status == "succeeded" and not options.force:
             outcomes.append(Outcome(run, "skipped", status, message="up to date"))
         elif status in ACTIVE:
-            outcomes.append(Outcome(run, "held", status, message=_held_message(run, status)))
+            outcomes.append(Outcome(run, "held", status, message=held_message(run, status)))
         else:
             pending.append((i, run))
             would = "submit to SLURM" + ("" if exists else " (new run)")
@@ -488,22 +448,16 @@ def prepare(
     return Submission(outcomes, script, pending=pending, sbatch_args=args)
 
 
-def _held_message(run: Run, status: str) -> str:
-    job = latest(run.record).get("scheduler_job_id")
-    if latest(run.record).get("executor") == "slurm" and job:
-        return f"already {status} as SLURM job {job}"
-    return f"already {status} elsewhere"
-
-
 def submit(
     exp: Experiment, specs: Sequence[RunSpec], options: RunOptions, sbatch_args: Sequence[str]
 ) -> Submission:
     """Submit the runs that need running as one job array; see the module docstring."""
+    from molexp.core.execution.lifecycle import enqueue
+    from molexp.core.records.runs import ensure_run
 
     sub = prepare(exp, specs, options, sbatch_args, fix=True)
     if sub.script is None:
         return sub
-    command = _command_of(exp, options)
     proc = _call(["sbatch", "--parsable", "--hold"], stdin=sub.script)
     job_id = proc.stdout.strip().split(";", 1)[0]
     if proc.returncode != 0 or not job_id.isdigit():
@@ -522,7 +476,16 @@ def submit(
         store.atomic_write_bytes(sub.script_path, sub.script.encode())
         for task_index, (i, _) in enumerate(sub.pending):
             task = f"{job_id}_{task_index}"
-            outcome = _enqueue(exp, specs[i], task, options, command, sub)
+            outcome = enqueue(
+                ensure_run(exp, specs[i]),
+                task,
+                options,
+                {
+                    "script": str(sub.script_path),
+                    "output": str(slurm_dir / f"{task}.out"),
+                    "sbatch_args": sub.sbatch_args,
+                },
+            )
             sub.outcomes[i] = outcome
             if outcome.action == "submitted":
                 queued.append(outcome.run)
@@ -545,78 +508,16 @@ def submit(
     return sub
 
 
-def _enqueue(
-    exp: Experiment,
-    spec: RunSpec,
-    task: str,
-    options: RunOptions,
-    command: str | None,
-    sub: Submission,
-) -> Outcome:
-    """Record the run of ``spec`` as queued for ``task`` under its lock (or say why not)."""
-    from molexp.core.execution.execute import build_argv
-    from molexp.core.execution.lifecycle import Outcome, close_stale, placeholder_values
-    from molexp.core.records.runs import ensure_run
-
-    run = ensure_run(exp, spec)
-    got = locks.try_acquire(run.dir, "submit")
-    if not isinstance(got, locks.RunLock):
-        return Outcome(run, "held", run.status, message=f"held by {got.describe()}")
-    try:
-        run.reload()
-        status, reason = observe(run.record, run.dir)
-        if status in ACTIVE:
-            return Outcome(run, "held", status, message=_held_message(run, status))
-        if run.status in ACTIVE:
-            close_stale(run, reason or "its owner is gone")
-        if run.status == "succeeded" and not options.force:
-            return Outcome(run, "skipped", "succeeded", message="up to date")
-        rec = run.record
-        n = max([int(a.get("n", 0)) for a in rec["attempts"]], default=0) + 1
-        values = placeholder_values(run, exp.workspace.root)
-        rec["attempts"].append(
-            {
-                "n": n,
-                "status": "queued",
-                "submitted_at": store.now_iso(),
-                "started_at": None,
-                "finished_at": None,
-                "exit_code": None,
-                "duration": None,
-                "host": None,
-                "pid": None,
-                "executor": "slurm",
-                "scheduler_job_id": task,
-                "argv": build_argv(command, options.argv, values),
-                "cwd": str(options.cwd),
-                "git": None,
-                "error": None,
-                "results": None,
-                "submission": {
-                    "command": command,
-                    "argv": list(options.argv) if options.argv else None,
-                    "host": socket.gethostname(),
-                    "script": str(sub.script_path),
-                    "output": str(exp.workspace.root / SLURM_DIR / f"{task}.out"),
-                    "sbatch_args": sub.sbatch_args,
-                },
-            }
-        )
-        rec["status"] = "queued"
-        run.save()
-        return Outcome(run, "submitted", "queued", attempt=n, message=f"queued as SLURM job {task}")
-    finally:
-        got.release()
-
-
 def _abandon(job_id: str, queued: Sequence[Run], reason: str) -> None:
     """Undo a submission that cannot complete: cancel the array, close its attempts."""
+    from molexp.core.execution.lifecycle import close_attempt
+
     try:
         scancel([job_id])
     except MolexpError:
         pass
     for run in queued:
-        close_attempt(run, latest(run.record).get("n"), reason, "cancelled")
+        close_attempt(run, latest(run.record).get("n"), "cancelled", reason)
 
 
 # -- the task -----------------------------------------------------------------------

@@ -1,0 +1,265 @@
+"""The one writer of attempts (molexp/core/execution/lifecycle.py).
+
+Opening, numbering and closing of every attempt, whoever asks: a local `run`,
+a SLURM submission and its array task, the SLURM reconciliation, `cancel` and
+`doctor`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from molexp.core.execution import lifecycle
+from molexp.core.execution.lifecycle import RunOptions
+from molexp.core.records.runs import Run, create_run
+from molexp.core.records.workspace import Experiment
+from molexp.core.store import lock as locks
+from molexp.errors import UsageError
+from tests.conftest import ROOT
+
+SUBMISSION = {"script": "/ws/.molexp/slurm/7.sh", "output": "/ws/.molexp/slurm/7_0.out",
+              "sbatch_args": ["--time=5"]}  # fmt: skip
+
+
+@pytest.fixture
+def run(experiment: Experiment) -> Run:
+    return create_run(experiment, params={"lr": 0.5})
+
+
+def on_disk(run: Run) -> dict[str, Any]:
+    record: dict[str, Any] = json.loads(run.path.read_bytes())
+    return record
+
+
+def open_here(run: Run, **options: Any) -> dict[str, Any]:
+    """Open an attempt under the run's lock, as `execute_run` does."""
+    got = locks.acquire(run.dir, "run")
+    try:
+        run.reload()
+        return lifecycle.open_attempt(run, RunOptions(cwd=run.dir.parent, **options))
+    finally:
+        got.release()  # the attempt stays open: its owner is now gone
+
+
+def test_attempts_are_numbered_one_more_than_the_highest(run: Run) -> None:
+    assert lifecycle.next_number({"attempts": []}) == 1
+    assert lifecycle.next_number({"attempts": [{"n": 1}, {"n": 3}, {"n": 2}]}) == 4
+    first = open_here(run)
+    assert first["n"] == 1 and first["status"] == "running"
+    assert lifecycle.close_stale(run, "gone")
+    second = open_here(run)
+    assert second["n"] == 2
+    assert [a["n"] for a in on_disk(run)["attempts"]] == [1, 2]
+    assert json.loads((run.attempt_dir(2) / "params.json").read_text()) == {"lr": 0.5}
+
+
+def test_an_open_attempt_holds_the_fields_of_spec_8(run: Run) -> None:
+    attempt = open_here(run)
+    record = on_disk(run)
+    assert record["status"] == "running" and record["attempts"] == [attempt]
+    assert list(attempt) == [
+        "n", "status", "started_at", "finished_at", "exit_code", "duration", "host", "pid",
+        "executor", "scheduler_job_id", "argv", "cwd", "git", "error", "results",
+    ]  # fmt: skip
+    assert attempt["host"] == locks.hostname() and attempt["pid"] == os.getpid()
+    assert attempt["executor"] == "local" and attempt["scheduler_job_id"] is None
+    assert attempt["argv"] == ["/bin/sh", "-c", "echo 0"]
+
+
+def test_enqueue_records_a_queued_attempt(run: Run) -> None:
+    options = RunOptions(cwd=run.dir.parent)
+    outcome = lifecycle.enqueue(run, "7_0", options, SUBMISSION)
+    assert (outcome.action, outcome.status, outcome.attempt) == ("submitted", "queued", 1)
+    assert outcome.message == "queued as SLURM job 7_0"
+    record = on_disk(run)
+    (attempt,) = record["attempts"]
+    assert record["status"] == "queued" and attempt["status"] == "queued"
+    assert list(attempt)[:4] == ["n", "status", "submitted_at", "started_at"]
+    assert attempt["started_at"] is None and attempt["host"] is None and attempt["pid"] is None
+    assert attempt["executor"] == "slurm" and attempt["scheduler_job_id"] == "7_0"
+    assert attempt["argv"] == ["/bin/sh", "-c", "echo 0"]
+    assert attempt["submission"] == {
+        "command": "echo {replica}",
+        "argv": None,
+        "host": locks.hostname(),
+        **SUBMISSION,
+    }
+    assert not locks.read_lock(run.dir)  # the lock was only held while writing
+
+
+def test_the_task_continues_the_queued_attempt(run: Run) -> None:
+    lifecycle.enqueue(run, "7_0", RunOptions(cwd=run.dir.parent), SUBMISSION)
+    queued = on_disk(run)["attempts"][0]
+    attempt = open_here(run, executor="slurm-task", scheduler_job_id="7_0", command="echo {seed}")
+    (recorded,) = on_disk(run)["attempts"]
+    assert recorded == attempt and attempt["n"] == 1 and attempt["status"] == "running"
+    assert attempt["executor"] == "slurm" and attempt["scheduler_job_id"] == "7_0"
+    assert attempt["submitted_at"] == queued["submitted_at"]
+    assert attempt["submission"] == queued["submission"]
+    assert attempt["host"] == locks.hostname() and attempt["started_at"] is not None
+    assert attempt["argv"] == ["/bin/sh", "-c", f"echo {run.record['seed']}"]
+
+
+def test_a_requeued_task_opens_the_next_attempt(run: Run) -> None:
+    lifecycle.enqueue(run, "7_0", RunOptions(cwd=run.dir.parent), SUBMISSION)
+    open_here(run, executor="slurm-task", scheduler_job_id="7_0")
+    assert lifecycle.close_stale(run, "node lost")  # what the next start finds first
+    again = open_here(run, executor="slurm-task", scheduler_job_id="7_0")
+    assert again["n"] == 2 and again["scheduler_job_id"] == "7_0"
+    assert [a["status"] for a in on_disk(run)["attempts"]] == ["interrupted", "running"]
+
+
+def test_enqueue_holds_active_runs_and_skips_succeeded_ones(run: Run) -> None:
+    options = RunOptions(cwd=run.dir.parent)
+    lifecycle.enqueue(run, "7_0", options, SUBMISSION)
+    again = lifecycle.enqueue(run, "8_0", options, SUBMISSION)
+    assert (again.action, again.message) == ("held", "already queued as SLURM job 7_0")
+    assert len(on_disk(run)["attempts"]) == 1
+    with _Held(run):
+        busy = lifecycle.enqueue(run, "8_0", options, SUBMISSION)
+    assert busy.action == "held" and busy.message.startswith("held by ")
+    lifecycle.close_attempt(run, 1, "succeeded")
+    done = lifecycle.enqueue(run, "8_0", options, SUBMISSION)
+    assert (done.action, done.message) == ("skipped", "up to date")
+    forced = lifecycle.enqueue(run, "8_0", RunOptions(cwd=run.dir.parent, force=True), SUBMISSION)
+    assert (forced.action, forced.attempt) == ("submitted", 2)
+
+
+class _Held:
+    """The run's lock held by this process for the ``with`` block."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+
+    def __enter__(self) -> locks.RunLock:
+        self.got = locks.acquire(self.run.dir, "run")
+        return self.got
+
+    def __exit__(self, *exc: object) -> None:
+        self.got.release()
+
+
+def test_close_attempt_with_a_reason(run: Run) -> None:
+    lifecycle.enqueue(run, "7_0", RunOptions(cwd=run.dir.parent), SUBMISSION)
+    assert lifecycle.close_attempt(run, 1, "cancelled", "cancelled with `molexp cancel`")
+    record = on_disk(run)
+    (attempt,) = record["attempts"]
+    assert record["status"] == "cancelled" == attempt["status"]
+    assert attempt["error"] == "cancelled with `molexp cancel`"
+    assert attempt["finished_at"] is not None
+    before = run.path.read_bytes()
+    assert lifecycle.close_attempt(run, 1, "cancelled", "again")  # settled: nothing to do
+    assert run.path.read_bytes() == before
+
+
+def test_close_attempt_leaves_a_newer_attempt_and_a_busy_lock_alone(run: Run) -> None:
+    lifecycle.enqueue(run, "7_0", RunOptions(cwd=run.dir.parent), SUBMISSION)
+    assert lifecycle.close_attempt(run, 2, None, "not this one")  # someone moved it on
+    assert on_disk(run)["status"] == "queued"
+    with _Held(run):
+        assert not lifecycle.close_attempt(run, 1, None, "busy")
+    assert on_disk(run)["status"] == "queued"
+    assert lifecycle.close_attempt(run, 1, None, "gone")  # queued: cancelled by default
+    assert on_disk(run)["attempts"][0]["status"] == "cancelled"
+
+
+def test_close_stale_of_a_running_and_a_queued_attempt(experiment: Experiment) -> None:
+    running = create_run(experiment)
+    open_here(running)
+    (running.dir / lifecycle.RESULTS_FILE).write_text('{"loss": 0.25}')
+    assert lifecycle.close_stale(running)
+    record = on_disk(running)
+    assert record["status"] == "interrupted"
+    assert record["attempts"][0]["error"] == "its process ended without recording an outcome"
+    assert record["results"] == {"loss": 0.25} == record["attempts"][0]["results"]
+
+    queued = create_run(experiment)
+    lifecycle.enqueue(queued, "9_0", RunOptions(cwd=queued.dir.parent), SUBMISSION)
+    assert lifecycle.close_stale(queued, "its SLURM job left the queue")
+    attempt = on_disk(queued)["attempts"][0]
+    assert attempt["status"] == "cancelled" and attempt["error"] == "its SLURM job left the queue"
+
+    assert not lifecycle.close_stale(queued, "twice")  # finished: nothing to close
+    pending = create_run(experiment)
+    assert not lifecycle.close_stale(pending)
+
+
+def test_require_command_is_the_one_check(run: Run, experiment: Experiment) -> None:
+    assert lifecycle.require_command(experiment, RunOptions()) == "echo {replica}"
+    assert lifecycle.require_command(experiment, RunOptions(argv=["true"])) is None
+    assert lifecycle.require_command(experiment, RunOptions(command="echo x")) == "echo x"
+    bare = experiment.project.experiment("bare")
+    with pytest.raises(UsageError, match="experiment p/bare has no command") as caught:
+        lifecycle.require_command(bare, RunOptions())
+    assert "experiment.yaml" in str(caught.value.hint)
+    assert lifecycle.require_command(bare, RunOptions(argv=["true"])) is None
+
+
+def test_placeholder_values_of_a_run(run: Run) -> None:
+    values = lifecycle.placeholder_values(run)
+    assert values == {
+        "lr": 0.5,
+        "replica": 0,
+        "seed": run.record["seed"],
+        "run_id": run.id,
+        "run_dir": str(run.dir),
+        "profile": "",
+    }
+
+
+def test_held_message_names_the_slurm_job(run: Run) -> None:
+    assert lifecycle.held_message(run, "running") == "already running elsewhere"
+    lifecycle.enqueue(run, "7_3", RunOptions(cwd=run.dir.parent), SUBMISSION)
+    run.reload()
+    assert lifecycle.held_message(run, "queued") == "already queued as SLURM job 7_3"
+
+
+# -- exactly one writer ------------------------------------------------------------
+
+WRITER = ROOT / "molexp" / "core" / "execution" / "lifecycle.py"
+CREATOR = ROOT / "molexp" / "core" / "records" / "runs.py"  # Run.save, fresh records
+WRITES = [
+    re.compile(r"\.save\("),
+    re.compile(r"""(rec|record)\s*\[\s*["']attempts["']\s*\]\s*(\+=|=(?!=)|\.(append|extend|insert|pop|remove|clear|sort)\()"""),
+    re.compile(r"""(rec|record)\s*\[\s*["']attempts["']\s*\]\s*\[[^\]]*\](\s*\[[^\]]*\])?\s*(=(?!=)|\.(update|pop|setdefault)\()"""),
+    re.compile(r"""setdefault\(\s*["']attempts["']"""),
+    re.compile(r"""\battempt\s*\[\s*["']\w+["']\s*\]\s*(=(?!=)|\+=)"""),
+    re.compile(r"""\battempt\.(update|pop|setdefault|clear)\("""),
+]  # fmt: skip
+
+
+def writes_in(path: Path) -> list[str]:
+    lines = path.read_text().splitlines()
+    return [
+        f"{path.relative_to(ROOT)}:{i}: {line.strip()}"
+        for i, line in enumerate(lines, 1)
+        if any(p.search(line) for p in WRITES)
+    ]
+
+
+def test_the_patterns_find_the_writer() -> None:
+    found = "\n".join(writes_in(WRITER))
+    for needle in ("run.save()", 'rec["attempts"].append(attempt)', "attempt.update(", 'attempt["error"] ='):
+        assert needle in found
+
+
+def test_only_the_lifecycle_writes_attempts() -> None:
+    """No `.save()` of a run and no change to ``attempts`` outside lifecycle.py.
+
+    records/runs.py defines ``Run.save`` and creates fresh records; everyone else
+    (SLURM submission and reconciliation, cancel, doctor) calls the lifecycle.
+    """
+    elsewhere = [
+        hit
+        for path in sorted((ROOT / "molexp").rglob("*.py"))
+        if path not in (WRITER, CREATOR)
+        for hit in writes_in(path)
+    ]
+    assert elsewhere == []
+    assert [h for h in writes_in(CREATOR) if ".save(" in h or "attempts" in h] == []
