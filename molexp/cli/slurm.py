@@ -67,20 +67,12 @@ def run_task(
     ref: str = typer.Argument(..., help="PROJECT/EXPERIMENT/RUN_ID queued for this array task."),
 ) -> None:
     """Run one queued run inside its SLURM array task (written into batch scripts)."""
-    from molexp.core.execution import lifecycle
-    from molexp.core.records.refs import resolve
-    from molexp.core.records.runs import Run
-    from molexp.core.slurm import scheduler as slurm
-    from molexp.errors import UsageError
+    from molexp.core.slurm import task
 
-    job = slurm.task_job_id()
-    target = resolve(state.workspace(), ref)
-    if target.kind != "run" or target.experiment is None or target.run_id is None:
-        raise UsageError(f"run-task needs PROJECT/EXPERIMENT/RUN_ID, got {ref!r}")
-    run = Run.load(target.experiment, target.run_id)
-    outcome, signal = slurm.run_task(run, job)
+    done = task.run_ref(state.workspace(), ref)
+    o = done.outcome
     output.say(
-        f"molexp run-task {run.ref} (SLURM job {job}): {outcome.action}, {outcome.status}"
-        + (f" ({outcome.message})" if outcome.message else "")
+        f"molexp run-task {o.run.ref} (SLURM job {done.job}): {o.action}, {o.status}"
+        + (f" ({o.message})" if o.message else "")
     )
-    raise typer.Exit(lifecycle.exit_code_for([outcome], signal))
+    raise typer.Exit(done.exit_code)

@@ -21,7 +21,7 @@ from molexp.core.records.workspace import Experiment, Workspace
 from molexp.errors import UsageError
 
 if TYPE_CHECKING:
-    from molexp.core.slurm.scheduler import Submission
+    from molexp.core.slurm.submit import Submission
 
 EXECUTORS = ("local", "slurm")
 
@@ -124,12 +124,12 @@ def execute(
 
 def submit(p: Plan) -> Submission:
     """Submit the planned runs to SLURM (or, in a dry run, only prepare the script)."""
-    from molexp.core.slurm import scheduler as slurm
+    from molexp.core.slurm import submit as submission
 
     args = list(p.request.sbatch_args)
     if p.request.dry_run:
-        return slurm.prepare(p.experiment, p.specs, p.options, args)
-    return slurm.submit(p.experiment, p.specs, p.options, args)
+        return submission.prepare(p.experiment, p.specs, p.options, args)
+    return submission.submit(p.experiment, p.specs, p.options, args)
 
 
 def exit_code(outcomes: Sequence[Outcome], signal: int | None = None) -> int:

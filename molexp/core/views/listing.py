@@ -232,7 +232,7 @@ def select(
         rows.sort(key=_created)
         out.rows.extend(rows)
     if slurm_runs:
-        from molexp.core.slurm import scheduler as slurm
+        from molexp.core.slurm import reconcile as slurm
 
         for seen in slurm.observe_many(slurm_runs):
             record = slurm.annotate(seen)

@@ -23,7 +23,7 @@ def run_record(ref: Ref) -> dict[str, Any]:
         ) from None
     status, reason = observe(record, run_dir)
     if record["status"] in ACTIVE and (record.get("attempts") or [{}])[-1].get("executor") == "slurm":
-        from molexp.core.slurm import scheduler as slurm
+        from molexp.core.slurm import reconcile as slurm
 
         (seen,) = slurm.observe_many([Run(ref.experiment, ref.run_id, record)])
         record = slurm.annotate(seen)
@@ -62,7 +62,7 @@ def describe(ref: Ref) -> dict[str, Any]:
                     continue
             by_status[status] = by_status.get(status, 0) + 1
         if slurm_runs:
-            from molexp.core.slurm import scheduler as slurm
+            from molexp.core.slurm import reconcile as slurm
 
             for seen in slurm.observe_many(slurm_runs):
                 by_status[seen.status] = by_status.get(seen.status, 0) + 1

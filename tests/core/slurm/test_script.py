@@ -1,4 +1,4 @@
-"""The SLURM batch script, sbatch options and squeue parsing, without a SLURM."""
+"""The SLURM batch script and sbatch options (molexp/core/slurm/script.py), without a SLURM."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from molexp.core.slurm import scheduler as slurm
+from molexp.core.slurm import script as slurm
 from molexp.errors import UsageError
 
 REFS = ["qm9/baseline/0123456789abcdef", "qm9/baseline/fedcba9876543210"]
@@ -99,60 +99,3 @@ def test_good_sbatch_args_pass() -> None:
         slurm.check_sbatch_args(good, "x")
     ok = [g for g in good if g.startswith("-")]
     assert slurm.check_sbatch_args(ok, "x") == ok
-
-
-def test_parse_squeue_lines() -> None:
-    text = "12_0 RUNNING\n12_1 PENDING\n12_[2-5] PENDING\n13_0 COMPLETED\n\n"
-    assert slurm.parse_squeue(text) == {"12_0": "RUNNING", "12_1": "PENDING", "13_0": "COMPLETED"}
-
-
-def test_queue_view_gone_and_unknown() -> None:
-    view = slurm.QueueView({"1_0": "RUNNING", "1_1": "CANCELLED", "1_2": "COMPLETING"})
-    assert not view.gone("1_0") and not view.gone("1_2")
-    assert view.gone("1_1") and view.gone("1_9")
-    blind = slurm.QueueView(unreachable="controller down")
-    assert not blind.gone("1_1") and not blind.gone("1_9")
-
-
-def _record(status: str, job: str = "7_0") -> dict[str, object]:
-    return {
-        "status": status,
-        "attempts": [{"n": 1, "status": status, "executor": "slurm", "scheduler_job_id": job}],
-    }
-
-
-def test_verdict_of_a_queued_run(tmp_path: Path) -> None:
-    alive = slurm.QueueView({"7_0": "PENDING"})
-    assert slurm.verdict(_record("queued"), tmp_path, alive) == ("queued", None)
-    status, reason = slurm.verdict(_record("queued"), tmp_path, slurm.QueueView())
-    assert (
-        status == "cancelled" and "7_0" in str(reason) and "before the run started" in str(reason)
-    )
-    status, reason = slurm.verdict(
-        _record("queued"), tmp_path, slurm.QueueView({"7_0": "CANCELLED"})
-    )
-    assert status == "cancelled" and "CANCELLED" in str(reason)
-    blind = slurm.QueueView(unreachable="down")
-    assert slurm.verdict(_record("queued"), tmp_path, blind)[0] == "queued"
-
-
-def test_verdict_of_a_running_run(tmp_path: Path) -> None:
-    from molexp.core.store import lock
-
-    held = lock.acquire(tmp_path)  # this live process owns it
-    try:
-        done = slurm.QueueView({"7_0": "FAILED"})
-        assert slurm.verdict(_record("running"), tmp_path, done)[0] == "running"
-    finally:
-        held.release()
-    status, reason = slurm.verdict(_record("running"), tmp_path, slurm.QueueView({"7_0": "FAILED"}))
-    assert status == "interrupted" and "FAILED" in str(reason)
-    running = slurm.QueueView({"7_0": "RUNNING"})
-    # no lock at all but SLURM runs it: the run.json re-read cannot find a record, keep it
-    assert slurm.verdict(_record("running"), tmp_path, running)[0] == "running"
-
-
-def test_task_job_id_from_the_environment() -> None:
-    assert slurm.task_job_id({"SLURM_ARRAY_JOB_ID": "41", "SLURM_ARRAY_TASK_ID": "3"}) == "41_3"
-    with pytest.raises(UsageError, match="SLURM array task"):
-        slurm.task_job_id({})
