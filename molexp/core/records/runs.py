@@ -189,7 +189,7 @@ def observe(record: dict[str, Any], run_dir: Path) -> tuple[str, str | None]:
         if fresh.get("status") != "running":
             return str(fresh.get("status")), None
         if executor == "slurm":
-            return status, None  # the scheduler decides; see molexp.core.slurm.scheduler
+            return status, None  # the scheduler decides; see molexp.core.slurm.reconcile
         return "interrupted", "its process is gone (no lock held)"
     if lock.is_stale():
         return "interrupted", f"its owner ({lock.describe()}) is gone"
