@@ -219,9 +219,7 @@ def close_attempt(
         return False
 
 
-def enqueue(
-    run: Run, job_id: str, options: RunOptions, submission: Mapping[str, Any]
-) -> Outcome:
+def enqueue(run: Run, job_id: str, options: RunOptions, submission: Mapping[str, Any]) -> Outcome:
     """Record ``run`` as queued for scheduler job ``job_id``, under its lock (or say why not).
 
     The new attempt is ``queued`` with ``executor: slurm``; ``submission`` (the
@@ -480,8 +478,14 @@ def _attempt(run: Run, options: RunOptions, signals: SignalState) -> Outcome:
         err = sys.stderr.buffer
     try:
         result = run_command(
-            attempt["argv"], env, options.cwd, attempt_dir / "stdout.log", attempt_dir / "stderr.log",
-            signals, out, err,
+            attempt["argv"],
+            env,
+            options.cwd,
+            attempt_dir / "stdout.log",
+            attempt_dir / "stderr.log",
+            signals,
+            out,
+            err,
         )
     except OSError as exc:
         _close(run, attempt, "failed", finished_at=now(), exit_code=127, error=str(exc))

@@ -245,7 +245,12 @@ def writes_in(path: Path) -> list[str]:
 
 def test_the_patterns_find_the_writer() -> None:
     found = "\n".join(writes_in(WRITER))
-    for needle in ("run.save()", 'rec["attempts"].append(attempt)', "attempt.update(", 'attempt["error"] ='):
+    for needle in (
+        "run.save()",
+        'rec["attempts"].append(attempt)',
+        "attempt.update(",
+        'attempt["error"] =',
+    ):
         assert needle in found
 
 

@@ -31,9 +31,7 @@ def test_verdict_of_a_queued_run(tmp_path: Path) -> None:
     assert (
         status == "cancelled" and "7_0" in str(reason) and "before the run started" in str(reason)
     )
-    status, reason = slurm.verdict(
-        _record("queued"), tmp_path, QueueView({"7_0": "CANCELLED"})
-    )
+    status, reason = slurm.verdict(_record("queued"), tmp_path, QueueView({"7_0": "CANCELLED"}))
     assert status == "cancelled" and "CANCELLED" in str(reason)
     blind = QueueView(unreachable="down")
     assert slurm.verdict(_record("queued"), tmp_path, blind)[0] == "queued"

@@ -51,7 +51,8 @@ def test_sbatch_held_reads_the_script_and_returns_the_job_id(
 
 
 @pytest.mark.parametrize(
-    "body", ["echo 'sbatch: error: Batch job submission failed: no partition' >&2; exit 1", "echo what"]
+    "body",
+    ["echo 'sbatch: error: Batch job submission failed: no partition' >&2; exit 1", "echo what"],
 )
 def test_sbatch_refusals_are_executor_errors(fake_tool: FakeTool, body: str) -> None:
     fake_tool("sbatch", f"cat >/dev/null; {body}")
@@ -69,7 +70,9 @@ def test_release_failure_says_slurm_s_words(fake_tool: FakeTool) -> None:
     slurm.release("9")
 
 
-def test_a_silent_controller_times_out(fake_tool: FakeTool, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_silent_controller_times_out(
+    fake_tool: FakeTool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("MOLEXP_SLURM_TIMEOUT", "0.3")
     fake_tool("scancel", "exec sleep 30")
     with pytest.raises(ExecutorError, match="did not answer within 0s"):
@@ -95,7 +98,9 @@ def test_query_asks_once_per_array_and_reads_the_states(
     fake_tool: FakeTool, tmp_path: Path
 ) -> None:
     calls = tmp_path / "calls"
-    fake_tool("squeue", f'echo "$@" >>{calls}; printf "5_0 RUNNING\\n5_1 PENDING\\n6_0 COMPLETED\\n"')
+    fake_tool(
+        "squeue", f'echo "$@" >>{calls}; printf "5_0 RUNNING\\n5_1 PENDING\\n6_0 COMPLETED\\n"'
+    )
     view = slurm.query(["5_0", "5_1", "6_0", ""])
     assert calls.read_text() == "-h -r -t all -o %i %T -j 5,6\n"
     assert view.states == {"5_0": "RUNNING", "5_1": "PENDING", "6_0": "COMPLETED"}

@@ -45,7 +45,9 @@ def test_the_task_of_another_job_does_nothing(experiment: Experiment) -> None:
     run = create_run(experiment)
     lifecycle.enqueue(run, "8_0", RunOptions(cwd=experiment.workspace.root), {})
     done = slurm.run_ref(experiment.workspace, run.id, TASK_ENV)  # an id prefix names it too
-    assert done.outcome.action == "skipped" and "not queued for SLURM job 7_0" in done.outcome.message
+    assert (
+        done.outcome.action == "skipped" and "not queued for SLURM job 7_0" in done.outcome.message
+    )
     assert json.loads(run.path.read_bytes())["status"] == "queued"
 
 
