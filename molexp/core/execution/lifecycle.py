@@ -1,16 +1,13 @@
 """The run lifecycle (SPEC §8): claim, open an attempt, execute, close it.
 
 Every change to a ``run.json`` after its creation happens here, under the run's
-lock, so two processes never both write one record.  This module is the one
-writer of attempts, whoever asks: a local ``run``, a SLURM submission
-(:func:`enqueue`) and its array task (:func:`open_attempt` continues the queued
-attempt), the SLURM reconciliation, ``cancel`` and ``doctor``
-(:func:`close_attempt`, :func:`close_stale`).  Attempts are numbered here
-(:func:`next_number`), and here they get their outcome and its reason.
-
-The command's own contributions (``results.json``, ``attempts/<n>/inputs.jsonl``)
-are files it writes itself and that are merged into the record when the attempt
-ends.
+lock, so two processes never both write one record.  This is the one writer of
+attempts, whoever asks: a local ``run``, a SLURM submission (:func:`enqueue`) and
+its array task (:func:`open_attempt` continues the queued attempt), the SLURM
+reconciliation, ``cancel`` and ``doctor`` (:func:`close_attempt`, :func:`close_stale`).
+Attempts are numbered here (:func:`next_number`) and get their outcome and reason.
+The command's own files (``results.json``, ``attempts/<n>/inputs.jsonl``) are
+merged into the record when the attempt ends.
 """
 
 from __future__ import annotations
