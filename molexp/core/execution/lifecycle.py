@@ -280,6 +280,7 @@ def open_attempt(run: Run, options: RunOptions) -> dict[str, Any]:
     config, git patch), then the record.  The caller holds the run's lock.
     """
     from molexp.core.execution.execute import build_argv, write_json_file
+    from molexp.core.provenance.gitinfo import patch_bytes
 
     exp = run.experiment
     ws_root = exp.workspace.root
@@ -316,7 +317,7 @@ def open_attempt(run: Run, options: RunOptions) -> dict[str, Any]:
     write_json_file(attempt_dir / "params.json", rec.get("params") or {})
     write_json_file(attempt_dir / "config.json", rec.get("config") or {})
     if git.patch:
-        store.atomic_write_bytes(attempt_dir / "git.patch", git.patch.encode())
+        store.atomic_write_bytes(attempt_dir / "git.patch", patch_bytes(git.patch))
     (run.dir / "artifacts").mkdir(exist_ok=True)
     run.save()
     return attempt
@@ -392,7 +393,7 @@ _GIT_LOCK = threading.Lock()  # with --jobs, one thread captures; the others wai
 
 
 def _git_for(exp: Experiment, options: RunOptions) -> GitInfo:
-    from molexp.core.provenance.gitinfo import capture  # GitPython only when an attempt runs
+    from molexp.core.provenance.gitinfo import capture  # only when an attempt runs
 
     source = exp.definition().get("workflow_source")
     path = options.cwd / source if source else options.cwd
