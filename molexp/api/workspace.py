@@ -24,8 +24,25 @@ class Experiment(model.Experiment):
     def get_run(self, run_id: str) -> Run:
         return Run.load(self, run_id)
 
-    def runs(self, status: str | Sequence[str] | None = None) -> list[Run]:
-        """Readable runs of this experiment (a corrupt record raises)."""
+    def runs(
+        self,
+        status: str | Sequence[str] | None = None,
+        where: Sequence[str] = (),
+        sort: Sequence[str] = (),
+        limit: int | None = None,
+    ) -> list[Run]:
+        """Readable runs of this experiment (a corrupt record raises), oldest first.
+
+        ``status``: a status or several, as observed now; ``where``: conditions such
+        as ``"results.energy<-1.3"`` (all must hold), ``sort``: keys such as
+        ``"-metrics.loss"``, ``limit``: at most that many -- the grammar of
+        ``molexp ls`` (docs/questions.md).  A bad condition raises ``UsageError``.
+        """
+        from molexp.core.views import query
+
+        conditions = query.parse_where(where, "where")
+        keys = query.parse_sort(sort, "sort")
+        query.parse_limit(limit)
         wanted = {status} if isinstance(status, str) else set(status or ())
         out = []
         for run_id in self.run_ids():
@@ -33,9 +50,19 @@ class Experiment(model.Experiment):
                 run = Run.load(self, run_id)
             except FileNotFoundError:
                 continue
-            if not wanted or run.observed_status() in wanted:
+            if not (wanted or conditions):
                 out.append(run)
-        return out
+                continue
+            observed = run.observed_status()
+            if wanted and observed not in wanted:
+                continue
+            if conditions and not query.matches({**run.record, "status": observed}, conditions):
+                continue
+            out.append(run)
+        out.sort(key=lambda r: str(r.record.get("created_at")))
+        if keys:
+            out = query.sort_records(out, keys, lambda r: r.record)
+        return out if limit is None else out[:limit]
 
     def run(self, id: str | None = None, params: Mapping[str, Any] | None = None) -> Run:
         """A fresh ``pending`` run with a random id (or the explicit ``id``)."""

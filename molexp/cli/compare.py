@@ -31,8 +31,12 @@ def compare(
         help="Sort by a column, e.g. lr or -results.loss (- for descending; repeatable).",
     ),
     where: list[str] | None = typer.Option(
-        None, "--where", help="KEY=VALUE on params, config or results (repeatable)."
+        None,
+        "--where",
+        help="A condition, e.g. 'results.energy<-1.3' or 'replica=0' (= != < <= > >= ~; "
+        "repeatable, all must hold; see docs/questions.md).",
     ),
+    limit: int | None = typer.Option(None, "--limit", "-n", help="At most N rows (after sorting)."),
     fmt: str = typer.Option("table", "--format", "-f", help="table, json, csv or md."),
 ) -> None:
     """One row per run: the params and config that vary, results, status, duration."""
@@ -41,7 +45,9 @@ def compare(
 
     if fmt not in FORMATS:
         raise UsageError(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
-    table, problems = compare_refs(state.workspace(), refs, show_all, sort or [], where or [])
+    table, problems = compare_refs(
+        state.workspace(), refs, show_all, sort or [], where or [], limit
+    )
     _render(table.columns, table.rows, fmt)
     if not table.rows:
         output.say("no runs match")

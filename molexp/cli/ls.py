@@ -30,7 +30,9 @@ def _when(stamp: Any) -> Any:
 def ls(
     ref: str | None = typer.Argument(None, autocompletion=complete.container_ref, help="PROJECT or PROJECT/EXPERIMENT (default: all)."),
     status: list[str] | None = typer.Option(None, "--status", "-s", help="Only runs with this status (repeatable)."),
-    where: list[str] | None = typer.Option(None, "--where", help="KEY=VALUE on params, config or results (repeatable)."),
+    where: list[str] | None = typer.Option(None, "--where", help="A condition, e.g. 'results.energy<-1.3', 'lr>=1e-3', 'tags=good', 'status!=failed' (= != < <= > >= ~; repeatable, all must hold; see docs/questions.md)."),
+    sort: list[str] | None = typer.Option(None, "--sort", help="Sort by a key, e.g. -metrics.loss (- for descending; repeatable; missing values last)."),
+    limit: int | None = typer.Option(None, "--limit", "-n", help="At most N runs (after sorting)."),
     fmt: str = typer.Option("table", "--format", "-f", help="table, json, csv or ids."),
 ) -> None:
     """List runs with their status; unreadable records are named on stderr (exit 3)."""
@@ -39,7 +41,7 @@ def ls(
 
     if fmt not in FORMATS:
         raise UsageError(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
-    listing = select_ref(state.workspace(), ref, status or [], where or [])
+    listing = select_ref(state.workspace(), ref, status or [], where or [], sort or [], limit)
     render(listing, fmt)
     for problem in listing.problems:
         output.error(str(problem).splitlines()[0])
@@ -53,10 +55,17 @@ def render(listing: Selection, fmt: str) -> None:
     if fmt == "json":
         _print_json_array(listing.records())
         return
+    from molexp.core.views import query
+
     if fmt == "ids":
         sys.stdout.write("".join(f"{r.ref}\n" for r in listing.rows))
         return
     columns = ["run", "status", "replica", "profile", "params", "attempts", "duration", "updated (UTC)"]
+    # The keys a query names (metrics.loss, results.energy...) get a column each.
+    asked = [k for k in dict.fromkeys([*(c.key for c in listing.where), *(k.key for k in listing.sort)])
+             if k not in ("status", "replica", "profile")]  # fmt: skip
+    getters = [query.getter(k) for k in asked]
+    columns += asked
     # Cells become text at once, and equal cells share one text: 100,000 rows of values
     # and then of texts would double the memory (docs/performance.md).
     shown: dict[Any, tuple[Any, str]] = {}  # (the value itself keeps its id unique)
@@ -73,7 +82,8 @@ def render(listing: Selection, fmt: str) -> None:
         s = row.summary()
         rows.append((row.ref, text(row.status), text(s.get("replica")), text(s.get("profile")),
                      text(s.get("params")), text(s.get("attempt_count")), text(_duration(s)),
-                     output.cell(_when(s.get("updated_at")))))
+                     output.cell(_when(s.get("updated_at"))),
+                     *(text(None if (v := get(s)) is query.MISSING else v) for get in getters)))
     if fmt == "csv":
         output.print_csv(columns, rows)
     else:

@@ -105,3 +105,23 @@ def test_current_run_inside_a_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     (run,) = exp.runs()
     assert run.results == {"lr2": 1}
     assert (run.dir / "artifacts" / "sub" / "x.txt").read_text() == "0"
+
+
+def test_runs_where_sort_and_limit(tmp_path: Path) -> None:
+    from molexp.core.records.runs import Run as _Run
+
+    ws = mx.Workspace(tmp_path / "ws")
+    exp = ws.project("p").experiment("e", params={"T": 300}, replicas=1)
+    made: list[_Run] = []
+    for t, energy in ((300, -1.2), (350, -1.4), (400, -1.35)):
+        run = exp.run(params={"T": t})
+        run.record["results"] = {"energy": energy}
+        run.save()
+        made.append(run)
+    assert [r.params["T"] for r in exp.runs(where=["results.energy<-1.3"])] == [350, 400]
+    assert [r.params["T"] for r in exp.runs(sort=["results.energy"], limit=2)] == [350, 400]
+    assert [r.params["T"] for r in exp.runs(sort=["-T"])] == [400, 350, 300]
+    assert exp.runs(where=["T>=350", "status=pending"], limit=1)[0].params["T"] == 350
+    assert exp.runs(status="failed", where=["T>1"]) == []
+    with pytest.raises(UsageError, match="unknown operator '>>'"):
+        exp.runs(where=["T>>1"])

@@ -51,18 +51,18 @@ from molexp.errors import CorruptRecordError, MolexpError
 
 INDEX_DIR = ".molexp/index"
 SUFFIX = ".idx"
-FORMAT = 1
+FORMAT = 2  # 2: last-attempt host, metrics (SPEC §14)
 MAGIC = "molexp-run-index"
 RACY_NS = 3_000_000_000
 # Record keys a summary leaves out (long lists), and the two it adds instead.
 DROPPED = ("attempts", "inputs")
 SUMMARY_ONLY = ("attempt_count", "last_attempt")
-LAST_ATTEMPT_KEYS = ("n", "status", "exit_code", "duration", "executor")
+LAST_ATTEMPT_KEYS = ("n", "status", "exit_code", "duration", "executor", "host")
 # The record keys every summary has (None when a record lacks one), in record order.
 KNOWN = (
     "schema_version", "id", "project", "experiment", "identity", "params", "replica",
     "seed", "profile", "config", "config_hash", "status", "created_at", "updated_at",
-    "results",
+    "results", "metrics",
 )  # fmt: skip
 _KNOWN = frozenset(KNOWN)
 
@@ -75,7 +75,7 @@ _KNOWN = frozenset(KNOWN)
 # for 100,000 runs).  *_REF index ``values`` (replicas share their params and
 # config); REST is the JSON array [identity, replica, seed, profile, config_hash,
 # updated_at, results, other keys (object or null), attempt_count, last attempt
-# (array of LAST_ATTEMPT_KEYS, or null)].  JSON escapes tabs and newlines, so
+# (array of LAST_ATTEMPT_KEYS, or null), metrics (the last value of each, or null)].  JSON escapes tabs and newlines, so
 # REST never holds one; runs whose id or created_at would are not stored.
 
 
@@ -93,6 +93,7 @@ class Rest(NamedTuple):
     other: dict[str, Any] | None  # keys of the record that KNOWN does not list
     attempt_count: int
     last_attempt: list[Any] | None  # LAST_ATTEMPT_KEYS of the latest attempt
+    metrics: Any  # the record's ``metrics``: the last value of each metric (SPEC §14)
 
     @classmethod
     def of(cls, record: dict[str, Any]) -> Rest:
@@ -104,6 +105,7 @@ class Rest(NamedTuple):
             record.get("profile"), record.get("config_hash"), record.get("updated_at"),
             record.get("results"), other or None, len(attempts),
             [last.get(k) for k in LAST_ATTEMPT_KEYS] if last else None,
+            record.get("metrics"),
         )  # fmt: skip
 
 
@@ -187,6 +189,7 @@ class Entry:
                 "created_at": self.created_at,
                 "updated_at": rest.updated_at,
                 "results": rest.results,
+                "metrics": rest.metrics,
                 **(rest.other or {}),
                 "attempt_count": rest.attempt_count,
                 "last_attempt": None

@@ -18,7 +18,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from molexp.core.views.listing import Listing, matches
+from molexp.core.views.listing import Listing
+from molexp.core.views.query import Condition, matches, order_key
 from molexp.errors import MolexpError, UsageError
 
 if TYPE_CHECKING:
@@ -36,7 +37,8 @@ class _Missing:
 
 MISSING: Any = _Missing()
 
-SECTIONS = ("params", "config", "results")
+SECTIONS = ("params", "config", "results", "metrics")
+MEASURED = ("results.", "metrics.")  # always shown
 IDENTITY = ("experiment", "profile", "replica", "seed")
 ALWAYS = ("status", "duration")
 
@@ -95,7 +97,9 @@ def _row(record: dict[str, Any]) -> dict[str, Any]:
         "seed": record.get("seed"),
     }
     for section in SECTIONS:
-        for key, value in flatten(record.get(section) or {}).items():
+        values = record.get(section) or {}
+        flat = values if section == "metrics" else flatten(values)  # (metric names are flat)
+        for key, value in flat.items():
             row[f"{section}.{key}"] = value
     row["status"] = record.get("status")
     row["duration"] = _duration(record)
@@ -115,9 +119,11 @@ def compare(
     records: Iterable[dict[str, Any]],
     show_all: bool = False,
     sort: Sequence[str] = (),
-    where: Sequence[tuple[str, Any]] = (),
+    where: Sequence[Condition] = (),
+    limit: int | None = None,
 ) -> Comparison:
-    """The comparison table of ``records`` (filtered by ``where``, see ``--where``).
+    """The comparison table of ``records`` (filtered by ``where``, conditions of
+    :mod:`molexp.core.views.query`), at most ``limit`` rows.
 
     Rows are sorted by ``sort`` (column names, ``-`` prefix for descending; a bare
     key like ``lr`` finds ``params.lr``, else ``config.lr``, else ``results.lr``),
@@ -133,8 +139,8 @@ def compare(
             for key in row:
                 if key.startswith(section + "."):
                     seen.setdefault(key, None)
-    candidates = [*IDENTITY, *(k for k in seen if not k.startswith("results."))]
-    results = [k for k in seen if k.startswith("results.")]
+    candidates = [*IDENTITY, *(k for k in seen if not k.startswith(MEASURED))]
+    results = [k for k in seen if k.startswith(MEASURED)]
     shown: list[str] = []
     constant: dict[str, Any] = {}
     for column in candidates:
@@ -151,6 +157,8 @@ def compare(
         "run",
     ]
     out_rows = sort_rows(rows, [*sort, *grid_order], all_columns) if rows else rows
+    if limit is not None:
+        out_rows = out_rows[:limit]
     return Comparison(
         columns=columns,
         rows=[{c: r.get(c, MISSING) for c in columns} for r in out_rows],
@@ -170,19 +178,6 @@ def _resolve_column(name: str, columns: Sequence[str]) -> str:
     )
 
 
-def _order_key(value: Any) -> tuple[int, Any]:
-    """Numbers by value, then strings, then lists element by element, then the rest."""
-    if isinstance(value, bool):
-        return (0, int(value))
-    if isinstance(value, (int, float)):
-        return (0, value)
-    if isinstance(value, str):
-        return (1, value)
-    if isinstance(value, list):
-        return (2, tuple(_order_key(item) for item in value))
-    return (3, _same_key(value))
-
-
 def sort_rows(
     rows: Sequence[dict[str, Any]], keys: Sequence[str], columns: Sequence[str]
 ) -> list[dict[str, Any]]:
@@ -196,7 +191,7 @@ def sort_rows(
         column = _resolve_column(name, columns) if columns else name
         present = [r for r in out if r.get(column, MISSING) not in (MISSING, None)]
         absent = [r for r in out if r.get(column, MISSING) in (MISSING, None)]
-        present.sort(key=lambda r: _order_key(r[column]), reverse=descending)
+        present.sort(key=lambda r: order_key(r[column]), reverse=descending)
         out = present + absent
     return out
 
@@ -291,13 +286,15 @@ def compare_refs(
     show_all: bool = False,
     sort: Sequence[str] = (),
     where: Sequence[str] = (),
+    limit: int | None = None,
 ) -> tuple[Comparison, list[MolexpError]]:
     """`molexp compare REF...`: the comparison table, and the records it could not read."""
-    from molexp.core.views.listing import parse_where
+    from molexp.core.views.query import parse_limit, parse_where
 
     conditions = parse_where(where)
+    parse_limit(limit)
     listing = gather(ws, refs)
-    return compare(listing.records, show_all, sort, conditions), listing.problems
+    return compare(listing.records, show_all, sort, conditions, limit), listing.problems
 
 
 class RunDiff(NamedTuple):

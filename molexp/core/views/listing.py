@@ -7,55 +7,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from molexp.core.records.index import DROPPED, SUMMARY_ONLY, Entry, scan_experiment, summarise
+from molexp.core.records.index import Entry, scan_experiment, summarise
 from molexp.core.records.runs import ACTIVE, RUN_FILE, STATUSES, Run, load_record, observe
 from molexp.core.records.workspace import Experiment, Project, Workspace
+from molexp.core.views.query import Condition, SortKey, matches, needs_record, sort_records
 from molexp.errors import CorruptRecordError, MolexpError, UsageError
-
-_MISSING = object()
 
 
 @dataclass
 class Listing:
     records: list[dict[str, Any]] = field(default_factory=list)
     problems: list[MolexpError] = field(default_factory=list)
-
-
-def lookup(record: dict[str, Any], key: str) -> Any:
-    """A value of a run for ``--where``: params, then config, results, then the record."""
-    for section in ("params", "config", "results", None):
-        node: Any = record.get(section) if section else record
-        for part in key.split("."):
-            if isinstance(node, dict) and part in node:
-                node = node[part]
-            else:
-                node = _MISSING
-                break
-        if node is not _MISSING:
-            return node
-    return _MISSING
-
-
-def parse_where(items: Sequence[str]) -> list[tuple[str, Any]]:
-    from molexp.core.model.identity import normalise
-    from molexp.core.model.values import parse_assignment
-
-    return [(k, normalise(v)) for k, v in (parse_assignment(i, "--where") for i in items)]
-
-
-def matches(record: dict[str, Any], where: Sequence[tuple[str, Any]]) -> bool:
-    from molexp.core.model.identity import normalise
-
-    for key, value in where:
-        found = lookup(record, key)
-        if found is _MISSING:
-            return False
-        try:
-            if normalise(found) != value:
-                return False
-        except UsageError:
-            return False
-    return True
 
 
 def _under_slurm(record: dict[str, Any]) -> bool:
@@ -111,7 +73,8 @@ class Selection:
     rows: list[Listed] = field(default_factory=list)
     problems: list[MolexpError] = field(default_factory=list)
     statuses: Sequence[str] = ()
-    where: Sequence[tuple[str, Any]] = ()
+    where: Sequence[Condition] = ()
+    sort: Sequence[SortKey] = ()
 
     def records(self) -> Iterator[dict[str, Any]]:
         """The full record of each row, read one at a time.  A record that can no
@@ -151,10 +114,6 @@ def _observe_into(record: dict[str, Any], run_dir: Path) -> str:
     return status
 
 
-# Keys a summary does not hold as the record does: `--where` on them reads the record.
-_FULL_ONLY = frozenset({*DROPPED, *SUMMARY_ONLY})
-
-
 def iter_experiments(
     ws: Workspace, project: str | None = None, experiment: str | None = None
 ) -> Iterator[tuple[str, str]]:
@@ -168,10 +127,15 @@ def select(
     project: str | None = None,
     experiment: str | None = None,
     statuses: Sequence[str] = (),
-    where: Sequence[tuple[str, Any]] = (),
+    where: Sequence[Condition] = (),
+    sort: Sequence[SortKey] = (),
+    limit: int | None = None,
 ) -> Selection:
-    """The runs matching ``statuses`` (as observed now) and ``where``, oldest first
-    within each experiment, without reading more records than needed.
+    """The runs matching ``statuses`` (as observed now) and ``where``
+    (:mod:`molexp.core.views.query`), oldest first within each experiment or in the
+    order of ``sort``, at most ``limit`` of them, without reading more records than
+    needed: conditions and sort keys are judged on index summaries unless a key
+    needs the full record.
 
     Each experiment is scanned through its index (:mod:`molexp.core.records.index`): every
     ``run.json`` is ``stat``-ed, and only new or changed ones are read.  Queued and
@@ -181,8 +145,8 @@ def select(
     for status in statuses:
         if status not in STATUSES:
             raise UsageError(f"unknown status {status!r}; use one of: {', '.join(STATUSES)}")
-    out = Selection(statuses=statuses, where=where)
-    full_where = any(key.split(".")[0] in _FULL_ONLY for key, _ in where)
+    out = Selection(statuses=statuses, where=where, sort=sort)
+    full_where = needs_record(c.key for c in where)
     slurm_runs: list[Run] = []
     wanted = frozenset((*statuses, *ACTIVE)) if statuses else None
     for proj, exp in iter_experiments(ws, project, experiment):
@@ -239,7 +203,26 @@ def select(
             if (not statuses or seen.status in statuses) and (not where or matches(record, where)):
                 out.rows.append(Row(ws, record))
         out.rows.sort(key=lambda r: (r.project, r.experiment, _created(r), r.id))
+    if sort:
+        full = needs_record(k.key for k in sort)
+        out.rows = sort_records(out.rows, sort, _record_of if full else _summary_of)
+    if limit is not None:
+        del out.rows[limit:]
     return out
+
+
+def _summary_of(row: Listed) -> dict[str, Any]:
+    try:
+        return row.summary()
+    except MolexpError:
+        return {}  # (a forged index: its rows sort last, the listing reports it)
+
+
+def _record_of(row: Listed) -> dict[str, Any]:
+    try:
+        return row.record()
+    except (FileNotFoundError, MolexpError):
+        return {}  # gone or broken since the scan: sorts last, reported when listed
 
 
 def _created(row: Listed) -> str:
@@ -252,7 +235,7 @@ def scan(
     project: str | None = None,
     experiment: str | None = None,
     statuses: Sequence[str] = (),
-    where: Sequence[tuple[str, Any]] = (),
+    where: Sequence[Condition] = (),
 ) -> Listing:
     """Every readable run record (status as observed now) plus the problems met."""
     selection = select(ws, project, experiment, statuses, where)
@@ -261,11 +244,21 @@ def scan(
 
 
 def select_ref(
-    ws: Workspace, ref: str | None, statuses: Sequence[str] = (), where: Sequence[str] = ()
+    ws: Workspace,
+    ref: str | None,
+    statuses: Sequence[str] = (),
+    where: Sequence[str] = (),
+    sort: Sequence[str] = (),
+    limit: int | None = None,
 ) -> Selection:
     """`molexp ls [REF]`: :func:`select` over what REF names (a project or an
-    experiment; none: the workspace), with ``where`` conditions as given as text."""
-    conditions = parse_where(where) if where else []
+    experiment; none: the workspace), with ``where`` conditions and ``sort`` keys as
+    given as text (the grammar of :mod:`molexp.core.views.query`)."""
+    from molexp.core.views.query import parse_limit, parse_sort, parse_where
+
+    conditions = parse_where(where)
+    keys = parse_sort(sort)
+    parse_limit(limit)
     project = experiment = None
     if ref:
         from molexp.core.records.refs import resolve
@@ -277,4 +270,4 @@ def select_ref(
             )
         project = target.project.name if target.project else None
         experiment = target.experiment.name if target.experiment else None
-    return select(ws, project, experiment, statuses, conditions)
+    return select(ws, project, experiment, statuses, conditions, keys, limit)

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from molexp.core.views.compare import MISSING, compare, diff, flatten, sort_rows
-from molexp.core.views.listing import parse_where
+from molexp.core.views.query import parse_where
 from molexp.errors import UsageError
 
 
