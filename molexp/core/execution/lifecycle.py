@@ -319,7 +319,10 @@ def open_attempt(run: Run, options: RunOptions) -> dict[str, Any]:
     if git.patch:
         store.atomic_write_bytes(attempt_dir / "git.patch", patch_bytes(git.patch))
     (run.dir / "artifacts").mkdir(exist_ok=True)
-    run.save()
+    # Data fsynced (never an empty run.json), the directory entry not: a crash of
+    # the machine may lose this `running` step with the attempt in progress; the
+    # outcome's save (durable) keeps everything before it (docs/reliability.md).
+    run.save(durable_entry=False)
     return attempt
 
 
@@ -408,7 +411,7 @@ def execute(
     exp: Experiment, spec: RunSpec, options: RunOptions, signals: SignalState
 ) -> Outcome:
     """Run one derived run: skip it, report it held, or execute a new attempt."""
-    run = ensure_run(exp, spec)
+    run = ensure_run(exp, spec, durable_entry=False)  # its outcome's save makes it durable
     return execute_run(run, options, signals)
 
 

@@ -155,11 +155,14 @@ class Run:
         """
         return observe(self.record, self.dir)[0]
 
-    def save(self) -> None:
-        """Write the record atomically (the caller holds the run's lock)."""
+    def save(self, durable_entry: bool = True) -> None:
+        """Write the record atomically (the caller holds the run's lock).
+
+        ``durable_entry=False`` for a step that a crash may lose with the attempt
+        in progress (see :func:`molexp.core.store.files.atomic_write_bytes`)."""
         self.record["updated_at"] = store.now_iso()
         store.ensure_inside(self.experiment.workspace.root, self.path)
-        store.write_json(self.path, self.record)
+        store.write_json(self.path, self.record, durable_entry=durable_entry)
 
 
 def check_run_dir_name(run_id: str) -> str:
@@ -240,8 +243,12 @@ def create_run(
     return Run(exp, rid, record)
 
 
-def ensure_run(exp: Experiment, spec: RunSpec) -> Run:
-    """The derived run of ``spec``, created ``pending`` if it does not exist yet."""
+def ensure_run(exp: Experiment, spec: RunSpec, durable_entry: bool = True) -> Run:
+    """The derived run of ``spec``, created ``pending`` if it does not exist yet.
+
+    ``durable_entry=False`` when an attempt starts at once: the new record's
+    directory entry then becomes durable with the attempt's outcome (the same
+    directory is fsynced then), one fsync fewer per run."""
     run_dir = exp.runs_dir / spec.run_id
     path = run_dir / RUN_FILE
     try:
@@ -258,7 +265,7 @@ def ensure_run(exp: Experiment, spec: RunSpec) -> Run:
     record = record_for(exp, spec)
     store.ensure_inside(exp.workspace.root, run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    if store.create_exclusive(path, store.dumps_json(record)):
+    if store.create_exclusive(path, store.dumps_json(record), durable_entry=durable_entry):
         return Run(exp, spec.run_id, record)  # what was just written, valid by construction
     return Run(exp, spec.run_id, load_record(path, spec.project, spec.experiment))  # a racer's
 

@@ -72,12 +72,19 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-def atomic_write_bytes(path: Path, data: bytes, durable: bool = True) -> None:
+def atomic_write_bytes(
+    path: Path, data: bytes, durable: bool = True, durable_entry: bool | None = None
+) -> None:
     """Replace ``path`` with ``data`` so that readers see the old or the new file.
 
-    ``durable`` (records) also fsyncs the file and its directory, so a crash
-    never loses a record once written; files re-created by every attempt (the
-    command's params/config copies) skip the fsyncs and stay atomic.
+    ``durable`` (records) fsyncs the file before the rename, so that after a
+    crash of the machine the name holds the old or the new content, never an
+    empty file; files re-created by every attempt (the command's params/config
+    copies) skip it and stay atomic.  ``durable_entry`` (default: ``durable``)
+    also fsyncs the directory, so the new version itself survives a crash: what
+    a record must keep for good (an attempt's outcome) asks for it; a step that
+    may be lost with the attempt in progress (the ``running`` record) does not
+    (docs/reliability.md, "What is fsynced").
     """
     fd, tmp = _open_temp(path.parent, path.name)
     try:
@@ -91,29 +98,34 @@ def atomic_write_bytes(path: Path, data: bytes, durable: bool = True) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    if durable:
+    if durable if durable_entry is None else durable_entry:
         fsync_dir(path.parent)
 
 
-def create_exclusive(path: Path, data: bytes) -> bool:
+def create_exclusive(
+    path: Path, data: bytes, durable: bool = True, durable_entry: bool | None = None
+) -> bool:
     """Write ``path`` atomically only if it does not exist; return whether it did.
 
     The content is complete before the name appears (``link`` of a finished
     temporary file), so a concurrent reader never sees a partial record and a
-    concurrent creator never overwrites one.
+    concurrent creator never overwrites one.  ``durable``/``durable_entry``: as
+    for :func:`atomic_write_bytes`.
     """
     fd, tmp = _open_temp(path.parent, path.name)
     try:
         try:
             _write_all(fd, data)
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
         try:
             os.link(tmp, path)
         except FileExistsError:
             return False
-        fsync_dir(path.parent)
+        if durable if durable_entry is None else durable_entry:
+            fsync_dir(path.parent)
         return True
     finally:
         tmp.unlink(missing_ok=True)
@@ -175,8 +187,8 @@ def dumps_json(record: Any) -> bytes:
     return (json.dumps(record, indent=2, ensure_ascii=False, allow_nan=False) + "\n").encode()
 
 
-def write_json(path: Path, record: Any) -> None:
-    atomic_write_bytes(path, dumps_json(record))
+def write_json(path: Path, record: Any, durable_entry: bool = True) -> None:
+    atomic_write_bytes(path, dumps_json(record), durable_entry=durable_entry)
 
 
 def write_yaml(path: Path, record: Any) -> None:

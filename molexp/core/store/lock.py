@@ -195,7 +195,9 @@ def _try_create(path: Path, owner: dict[str, Any]) -> bool:
     """
     from molexp.core.store.files import create_exclusive
 
-    return create_exclusive(path, json.dumps(owner).encode())
+    # No fsync: a lock only matters while its owner lives; one lost or emptied by a
+    # crash of the machine names no live owner and goes stale (read_lock).
+    return create_exclusive(path, json.dumps(owner).encode(), durable=False)
 
 
 def _break_stale(run_dir: Path, seen: LockState) -> None:

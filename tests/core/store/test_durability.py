@@ -1,0 +1,49 @@
+"""What an executed run fsyncs (docs/reliability.md, "What is fsynced, and why")."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Cli
+
+
+def _fsynced(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    seen: list[str] = []
+    real = os.fsync
+
+    def spy(fd: int) -> None:
+        seen.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", spy)
+    return seen
+
+
+def test_an_executed_run_makes_four_fsyncs_and_ends_durable(
+    workspace: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert cli("project", "create", "p").exit_code == 0
+    assert cli("experiment", "create", "p/e", "--command", "true").exit_code == 0
+    seen = _fsynced(monkeypatch)
+    assert cli("run", "p/e").exit_code == 0
+    (run_dir,) = (workspace / "projects/p/experiments/e/runs").iterdir()
+    # new record data, running data, outcome data (temporary files of run.json),
+    # then the run directory: nothing else (not the lock, not params/config).
+    assert len(seen) == 4, seen
+    assert all(Path(p).parent == run_dir.resolve() for p in seen[:3]), seen
+    assert all(Path(p).name.startswith(".tmp-") for p in seen[:3]), seen
+    assert Path(seen[3]) == run_dir.resolve()
+
+
+def test_a_run_created_without_running_is_durable_at_once(
+    workspace: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import molexp as mx
+
+    exp = mx.Workspace(workspace).project("p").experiment("e", params={"x": 1})
+    seen = _fsynced(monkeypatch)
+    run = exp.run_for(replica=0)
+    assert [Path(p) for p in seen][-1] == run.dir.resolve()  # the directory entry too
