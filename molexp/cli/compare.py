@@ -86,6 +86,8 @@ def _cell(column: str, value: Any, human: bool) -> Any:
         return None
     if human and column == "duration" and isinstance(value, (int, float)):
         return f"{value:.2f}s"
+    if column == "tags" and isinstance(value, list):
+        return " ".join(map(str, value))
     return value
 
 

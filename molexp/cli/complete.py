@@ -168,6 +168,52 @@ def asset(ctx: typer.Context, incomplete: str) -> list[str]:
     return [n for n in asset_names(root) if n.startswith(incomplete)] if root else []
 
 
+def _known_tags(root: Path) -> list[str]:
+    from molexp.core.records.annotations import known_tags
+
+    return known_tags(root)
+
+
+def _tags_of_refs(root: Path, words: list[str]) -> list[str]:
+    """The tags on the runs among ``words`` (full PROJECT/EXPERIMENT/RUN_ID refs;
+    one small JSON file each); empty when none of them is a run."""
+    tags: set[str] = set()
+    for word in words:
+        parts = word.strip("/").split("/")
+        if len(parts) != 3 or any(p in ("", ".", "..") for p in parts):
+            continue
+        project, experiment, run_id = parts
+        runs = root / "projects" / project / "experiments" / experiment / "runs"
+        for name in [r for r in _dirs(runs) if r.startswith(run_id)][:1]:
+            try:
+                found = json.loads((runs / name / "run.json").read_bytes()).get("tags")
+            except (OSError, ValueError, AttributeError):
+                continue
+            tags.update(t for t in found or [] if isinstance(t, str))
+    return sorted(tags)
+
+
+def tag_word(ctx: typer.Context, incomplete: str) -> list[str]:
+    """`molexp tag`: a REF, ``+TAG`` (tags in use in the workspace) or ``-TAG``
+    (the tags of the runs already named, else every tag in use)."""
+    root = _root(ctx)
+    if root is None:
+        return []
+    if incomplete.startswith("+"):
+        return [f"+{t}" for t in _known_tags(root) if f"+{t}".startswith(incomplete)]
+    if incomplete.startswith("-"):
+        words = [w for w in ctx.params.get("words") or [] if w[:1] not in ("+", "-")]
+        tags = _tags_of_refs(root, words) or _known_tags(root)
+        return [f"-{t}" for t in tags if f"-{t}".startswith(incomplete)]
+    return _refs(root, incomplete, 2, bare_ids=True)
+
+
+def tag_name(ctx: typer.Context, incomplete: str) -> list[str]:
+    """A tag in use in the workspace (`ls --tag`)."""
+    root = _root(ctx)
+    return [t for t in _known_tags(root) if t.startswith(incomplete)] if root else []
+
+
 def profile_names(path: Path) -> list[str]:
     """The profile names of a ``molcfg`` file, as written in it."""
     try:

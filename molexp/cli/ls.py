@@ -33,6 +33,7 @@ def ls(
     where: list[str] | None = typer.Option(None, "--where", help="A condition, e.g. 'results.energy<-1.3', 'lr>=1e-3', 'tags=good', 'status!=failed' (= != < <= > >= ~; repeatable, all must hold; see docs/questions.md)."),
     sort: list[str] | None = typer.Option(None, "--sort", help="Sort by a key, e.g. -metrics.loss (- for descending; repeatable; missing values last)."),
     limit: int | None = typer.Option(None, "--limit", "-n", help="At most N runs (after sorting)."),
+    tag: list[str] | None = typer.Option(None, "--tag", "-t", autocompletion=complete.tag_name, help="Only runs tagged TAG (repeatable: every tag)."),
     fmt: str = typer.Option("table", "--format", "-f", help="table, json, csv or ids."),
 ) -> None:
     """List runs with their status; unreadable records are named on stderr (exit 3)."""
@@ -41,7 +42,7 @@ def ls(
 
     if fmt not in FORMATS:
         raise UsageError(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
-    listing = select_ref(state.workspace(), ref, status or [], where or [], sort or [], limit)
+    listing = select_ref(state.workspace(), ref, status or [], where or [], sort or [], limit, tag or [])
     render(listing, fmt)
     for problem in listing.problems:
         output.error(str(problem).splitlines()[0])
@@ -63,7 +64,7 @@ def render(listing: Selection, fmt: str) -> None:
     columns = ["run", "status", "replica", "profile", "params", "attempts", "duration", "updated (UTC)"]
     # The keys a query names (metrics.loss, results.energy...) get a column each.
     asked = [k for k in dict.fromkeys([*(c.key for c in listing.where), *(k.key for k in listing.sort)])
-             if k not in ("status", "replica", "profile")]  # fmt: skip
+             if k not in ("status", "replica", "profile", "tags")]  # fmt: skip
     getters = [query.getter(k) for k in asked]
     columns += asked
     # Cells become text at once, and equal cells share one text: 100,000 rows of values
@@ -77,13 +78,21 @@ def render(listing: Selection, fmt: str) -> None:
             found = shown[key] = (value, output.cell(value))
         return found[1]
 
-    rows = []
+    rows: list[tuple[str, ...]] = []
+    tagged = False
     for row in listing.rows:
         s = row.summary()
+        tags = s.get("tags")
+        tagged = tagged or bool(tags)
         rows.append((row.ref, text(row.status), text(s.get("replica")), text(s.get("profile")),
                      text(s.get("params")), text(s.get("attempt_count")), text(_duration(s)),
                      output.cell(_when(s.get("updated_at"))),
-                     *(text(None if (v := get(s)) is query.MISSING else v) for get in getters)))
+                     *(text(None if (v := get(s)) is query.MISSING else v) for get in getters),
+                     " ".join(map(str, tags)) if isinstance(tags, list) else ""))
+    if tagged:  # a tags column once some listed run has tags
+        columns.append("tags")
+    else:
+        rows = [r[:-1] for r in rows]
     if fmt == "csv":
         output.print_csv(columns, rows)
     else:

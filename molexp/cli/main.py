@@ -233,6 +233,10 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
                "Write records, logs and assets of REFs to a .tar.gz bundle for `molexp import`."),
     "import": ("molexp.cli.bundle", "import_", "command",
                "Add a bundle's runs to this workspace; existing records are never replaced."),
+    "tag": ("molexp.cli.tag", "tag", "command",
+            "Add (+TAG) and remove (-TAG) tags of runs, experiments or projects."),
+    "note": ("molexp.cli.note", "note", "command",
+             "Add a note (stamped now) to a run, an experiment or a project."),
     "run-task": ("molexp.cli.slurm", "run_task", "hidden",
                  "Run one queued run inside its SLURM array task (written into batch scripts)."),
 }
@@ -254,7 +258,13 @@ def load_command(name: str) -> Any:
             rich_markup_mode=None,
         )
     return typer.main.get_command_from_info(
-        CommandInfo(name=name, callback=target, hidden=kind == "hidden"),
+        CommandInfo(
+            name=name,
+            callback=target,
+            hidden=kind == "hidden",
+            # (a command that takes words like `-TAG` sets its class and settings)
+            **getattr(target, "command_info", {}),
+        ),
         pretty_exceptions_short=False,
         rich_markup_mode=None,
     )

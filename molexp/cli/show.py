@@ -29,21 +29,49 @@ def show(
 
 
 def _generic(record: dict[str, Any]) -> None:
-    output.print_kv([(k, v) for k, v in record.items()])
+    notes = record.pop("notes", None)
+    output.print_kv([(k, _tags(v) if k == "tags" else v) for k, v in record.items()])
+    _notes(notes)
 
 
 def _experiment(record: dict[str, Any]) -> None:
     runs = record.pop("runs")
     runs.pop("unreadable", None)  # named on stderr
-    output.print_kv([(k, v) for k, v in record.items()])
+    notes = record.pop("notes", None)
+    output.print_kv([(k, _tags(v) if k == "tags" else v) for k, v in record.items()])
     output.print_kv([("runs", runs["total"]), *sorted(runs["by_status"].items())])
+    _notes(notes)
+
+
+def _tags(tags: Any) -> Any:
+    return " ".join(map(str, tags)) if isinstance(tags, list) else tags
+
+
+def _notes(notes: Any) -> None:
+    """Notes as ``time  text`` lines (later lines of a note indented under it)."""
+    if not isinstance(notes, list) or not notes:
+        return
+    print()
+    print("notes")
+    for entry in notes:
+        if not isinstance(entry, dict):
+            continue
+        stamp = str(entry.get("time", ""))[:19].replace("T", " ")
+        lines = str(entry.get("text", "")).splitlines() or [""]
+        print(f"  {stamp}  {lines[0]}")
+        for line in lines[1:]:
+            print(f"  {' ' * len(stamp)}  {line}")
 
 
 def _run(record: dict[str, Any]) -> None:
-    keys = ["id", "project", "experiment", "identity", "status", "status_reason", "replica",
-            "seed", "profile", "params", "config", "config_hash", "created_at", "updated_at",
-            "run_dir"]
-    output.print_kv([(k, record.get(k)) for k in keys if record.get(k) is not None])
+    keys = ["id", "project", "experiment", "identity", "status", "status_reason", "tags",
+            "replica", "seed", "profile", "params", "config", "config_hash", "created_at",
+            "updated_at", "run_dir"]
+    output.print_kv([
+        (k, _tags(record[k]) if k == "tags" else record.get(k))
+        for k in keys
+        if record.get(k) not in (None, [])
+    ])  # fmt: skip
     if record.get("results"):
         print()
         output.print_table(["result", "value"], sorted(record["results"].items()))
@@ -66,6 +94,7 @@ def _run(record: dict[str, Any]) -> None:
             output.say(f"attempt {last.get('n')}: {last['error']}")
         print()
         output.print_kv([("logs", f"{record['run_dir']}/attempts/{last.get('n')}/")])
+    _notes(record.get("notes"))
 
 
 def _git(info: Any) -> str:

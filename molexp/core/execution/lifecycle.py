@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from molexp.core.records import annotations as annotation
+from molexp.core.records.annotations import Change
 from molexp.core.records.plan import RunSpec
 from molexp.core.records.runs import ACTIVE, Run, ensure_run, observe
 from molexp.core.records.workspace import Experiment
@@ -452,6 +454,51 @@ def execute_run(run: Run, options: RunOptions, signals: SignalState) -> Outcome:
         return _attempt(run, options, signals)
     finally:
         held.release()
+        _fold_annotations(run)
+
+
+def annotate(run: Run, change: Change, patience: float = 10.0) -> bool:
+    """Tags and notes for ``run`` (never its attempts), saved under the run's lock.
+
+    The change is queued first (:mod:`molexp.core.records.annotations`), then the
+    lock is taken and the record saved, which folds the queue in.  A short-lived
+    holder (another annotation, `cancel`, `doctor`) is waited for up to
+    ``patience`` seconds; an attempt holding the run folds the change in when it
+    saves the record, at the latest when it ends.  Returns whether the change is
+    in ``run.json`` now (False: queued for the attempt that holds the run).
+    """
+    import time
+
+    annotation.queue(run.dir, change)
+    deadline = time.monotonic() + patience
+    while True:
+        got = locks.try_acquire(run.dir, "annotate")
+        if isinstance(got, locks.RunLock):
+            try:
+                run.reload()
+                run.save()
+            finally:
+                got.release()
+            return True
+        if got.owner.get("purpose") == "run" or time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+
+
+def _fold_annotations(run: Run) -> None:
+    """After an attempt lets go of the run: fold in what was queued too late for
+    its last save (the annotating command found the run held)."""
+    if not annotation.pending(run.dir):
+        return
+    got = locks.try_acquire(run.dir, "annotate")
+    if isinstance(got, locks.RunLock):  # else the new holder folds it in
+        try:
+            run.reload()
+            run.save()
+        except (FileNotFoundError, MolexpError):
+            pass  # removed or damaged meanwhile: the queue stays for the next writer
+        finally:
+            got.release()
 
 
 def _queued_for(run: Run, job: str | None) -> bool:

@@ -55,7 +55,7 @@ FORMAT = 2  # 2: last-attempt host, metrics (SPEC §14)
 MAGIC = "molexp-run-index"
 RACY_NS = 3_000_000_000
 # Record keys a summary leaves out (long lists), and the two it adds instead.
-DROPPED = ("attempts", "inputs")
+DROPPED = ("attempts", "inputs", "notes")
 SUMMARY_ONLY = ("attempt_count", "last_attempt")
 LAST_ATTEMPT_KEYS = ("n", "status", "exit_code", "duration", "executor", "host")
 # The record keys every summary has (None when a record lacks one), in record order.

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from molexp.core.model import identity
+from molexp.core.records import annotations as annotation
 from molexp.core.store import files as store
 from molexp.errors import CorruptRecordError, NotFoundError, UsageError
 
@@ -156,13 +157,16 @@ class Run:
         return observe(self.record, self.dir)[0]
 
     def save(self, durable_entry: bool = True) -> None:
-        """Write the record atomically (the caller holds the run's lock).
+        """Write the record atomically (the caller holds the run's lock), with the
+        tags and notes queued for it folded in (:mod:`molexp.core.records.annotations`).
 
         ``durable_entry=False`` for a step that a crash may lose with the attempt
         in progress (see :func:`molexp.core.store.files.atomic_write_bytes`)."""
+        applied = annotation.fold(self.record, self.dir)
         self.record["updated_at"] = store.now_iso()
         store.ensure_inside(self.experiment.workspace.root, self.path)
         store.write_json(self.path, self.record, durable_entry=durable_entry)
+        annotation.forget(self.dir, applied)
 
 
 def check_run_dir_name(run_id: str) -> str:

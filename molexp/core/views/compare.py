@@ -103,6 +103,8 @@ def _row(record: dict[str, Any]) -> dict[str, Any]:
             row[f"{section}.{key}"] = value
     row["status"] = record.get("status")
     row["duration"] = _duration(record)
+    if record.get("tags"):
+        row["tags"] = record["tags"]
     return row
 
 
@@ -149,8 +151,9 @@ def compare(
             shown.append(column)
         elif not varies and rows and column not in IDENTITY:
             constant[column] = rows[0][column]
-    columns = ["run", *shown, *results, *ALWAYS]
-    all_columns = ["run", *candidates, *results, *ALWAYS]
+    tags = ["tags"] if any("tags" in r for r in rows) else []  # once some run has tags
+    columns = ["run", *shown, *results, *ALWAYS, *tags]
+    all_columns = ["run", *candidates, *results, *ALWAYS, *tags]
     grid_order = [
         *(c for c in shown if c not in ("replica", "seed")),
         *(c for c in ("replica", "seed") if c in shown),

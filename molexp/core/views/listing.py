@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from molexp.core.records.annotations import with_pending
 from molexp.core.records.index import Entry, scan_experiment, summarise
 from molexp.core.records.runs import ACTIVE, RUN_FILE, STATUSES, Run, load_record, observe
 from molexp.core.records.workspace import Experiment, Project, Workspace
@@ -182,6 +183,7 @@ def select(
             except MolexpError as exc:
                 out.problems.append(exc)
                 continue
+            with_pending(record, run_dir)  # tags and notes queued while it runs
             if record["status"] in ACTIVE and _under_slurm(record):
                 slurm_runs.append(Run(Experiment(Project(ws, proj), exp), entry.id, record))
                 continue  # judged below, with one question to SLURM for all of them
@@ -250,13 +252,19 @@ def select_ref(
     where: Sequence[str] = (),
     sort: Sequence[str] = (),
     limit: int | None = None,
+    tags: Sequence[str] = (),
 ) -> Selection:
     """`molexp ls [REF]`: :func:`select` over what REF names (a project or an
     experiment; none: the workspace), with ``where`` conditions and ``sort`` keys as
-    given as text (the grammar of :mod:`molexp.core.views.query`)."""
+    given as text (the grammar of :mod:`molexp.core.views.query`), and only the runs
+    carrying every tag of ``tags``."""
     from molexp.core.views.query import parse_limit, parse_sort, parse_where
 
     conditions = parse_where(where)
+    if tags:
+        from molexp.core.model.names import validate_name
+
+        conditions += parse_where(f"tags='{validate_name(t, 'tag')}'" for t in tags)
     keys = parse_sort(sort)
     parse_limit(limit)
     project = experiment = None

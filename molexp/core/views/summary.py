@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from molexp.core.records.annotations import with_pending
 from molexp.core.records.refs import Ref, resolve
 from molexp.core.records.runs import ACTIVE, RUN_FILE, Run, load_record, observe
 from molexp.core.records.workspace import Workspace
@@ -21,6 +22,7 @@ def run_record(ref: Ref) -> dict[str, Any]:
         raise CorruptRecordError(
             run_dir / RUN_FILE, "is missing (run directory without a record)"
         ) from None
+    with_pending(record, run_dir)  # tags and notes queued while an attempt holds it
     status, reason = observe(record, run_dir)
     if record["status"] in ACTIVE and (record.get("attempts") or [{}])[-1].get("executor") == "slurm":
         from molexp.core.slurm import reconcile as slurm
