@@ -54,7 +54,7 @@ def ls(
 def render(listing: Selection, fmt: str) -> None:
     """Print the selected runs; only JSON reads full records (one at a time)."""
     if fmt == "json":
-        _print_json_array(listing.records())
+        _print_json_array(listing.records_json())
         return
     from molexp.core.views import query
 
@@ -99,12 +99,21 @@ def render(listing: Selection, fmt: str) -> None:
         output.print_table(columns, rows)
 
 
-def _print_json_array(records: Iterable[dict[str, Any]]) -> None:
-    """``output.print_json(list(records))``, written as the records are read."""
-    write = sys.stdout.write
+def _print_json_array(records: Iterable[bytes | dict[str, Any]]) -> None:
+    """``output.print_json(list(records))``, written as the records are read.
+
+    A record given as bytes is a ``run.json`` as molexp wrote it (the same
+    ``indent=2`` encoding), nested as it is."""
+    sys.stdout.flush()
+    out = sys.stdout.buffer
+    write = out.write
     first = True
     for record in records:
-        text = json.dumps(record, indent=2, ensure_ascii=False)
-        write(("[\n  " if first else ",\n  ") + text.replace("\n", "\n  "))
+        if isinstance(record, bytes):
+            data = record[:-1]  # its final newline
+        else:
+            data = json.dumps(record, indent=2, ensure_ascii=False).encode()
+        write((b"[\n  " if first else b",\n  ") + data.replace(b"\n", b"\n  "))
         first = False
-    write("[]\n" if first else "\n]\n")
+    write(b"[]\n" if first else b"\n]\n")
+    out.flush()

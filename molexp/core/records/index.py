@@ -127,11 +127,18 @@ def summarise(record: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# How every run.json molexp writes begins (store.dumps_json of a current record).
+_RAW_HEAD = b'{\n  "schema_version": %d,\n' % store.SCHEMA_VERSION
+
+
 class Entry:
     """One readable run as the index last validated it: cheap fields now, its
     summary (parsed from the index) or full record (read now) on demand."""
 
-    __slots__ = ("id", "status", "created_at", "project", "experiment", "_tail", "_values", "_runs")
+    __slots__ = (
+        "id", "status", "created_at", "project", "experiment", "_tail", "_values", "_runs",
+        "_sig",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -143,6 +150,7 @@ class Entry:
         project: str,
         experiment: str,
         runs_dir: Path,
+        signature: str | None = None,
     ) -> None:
         self.id = run_id
         self.status = status
@@ -152,6 +160,7 @@ class Entry:
         self._tail = tail  # "PARAMS_REF <TAB> CONFIG_REF <TAB> REST" of the index line
         self._values = values
         self._runs = runs_dir
+        self._sig = signature  # of the run.json validated, when not too recent to trust
 
     @property
     def ref(self) -> str:
@@ -164,6 +173,33 @@ class Entry:
     def record(self) -> dict[str, Any]:
         """The full record, read (and validated) now."""
         return load_record(self._runs / self.id / RUN_FILE, self.project, self.experiment)
+
+    def raw_json(self) -> bytes | None:
+        """The bytes of ``run.json`` when they are still those the index validated,
+        as molexp wrote them (else None: read and validate with :meth:`record`).
+
+        Same signature (mtime, ctime, inode, size) before and after the read, and
+        not too recent to trust (see RACY_NS): the file is the one validated.
+        Hand-edited layouts and older schemas take the slow path, so what is
+        printed is always what :meth:`record` would give, byte for byte."""
+        if self._sig is None:
+            return None
+        try:  # plain os calls: pathlib and io objects cost more than the read itself
+            fd = os.open(f"{self._runs}/{self.id}/{RUN_FILE}", os.O_RDONLY)
+        except OSError:
+            return None
+        try:
+            st = os.fstat(fd)
+            if _signature(st) != self._sig:
+                return None
+            data = os.read(fd, st.st_size + 1)
+            if len(data) != st.st_size or _signature(os.fstat(fd)) != self._sig:
+                return None
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+        return data if data.startswith(_RAW_HEAD) and data.endswith(b"\n}\n") else None
 
     def summary(self) -> dict[str, Any]:
         """:func:`summarise` of the record as validated (params and config may be
@@ -378,7 +414,7 @@ def scan_experiment(
                         if wanted is None or status in wanted:
                             entries.append(Entry(
                                 name, status, created, tail, values, project, experiment,
-                                runs_dir,
+                                runs_dir, signature,
                             ))  # fmt: skip
                         continue
                 changed = True  # a stale entry: dropped, or replaced below
@@ -402,11 +438,13 @@ def scan_experiment(
             )
             status = record["status"]
             tail = _tail(record, table)
+            trusted = plain and st.st_ctime_ns < racy_before and st.st_mtime_ns < racy_before
             if wanted is None or status in wanted:
-                entries.append(
-                    Entry(name, status, created_at, tail, values, project, experiment, runs_dir)
-                )
-            if plain and st.st_ctime_ns < racy_before and st.st_mtime_ns < racy_before:
+                entries.append(Entry(
+                    name, status, created_at, tail, values, project, experiment, runs_dir,
+                    _signature(st) if trusted else None,
+                ))  # fmt: skip
+            if trusted:
                 # (a too recent record is read again next time)
                 kept.append("\t".join((name, _signature(st), status, str(created_at), tail)))
                 changed = True
