@@ -110,7 +110,7 @@ def _build_experiment(args: tuple[str, int, int]) -> int:
             record["results"] = attempt["results"] or {}
         record["status"] = status
         path.parent.mkdir(exist_ok=True)
-        created += store.create_exclusive(path, store.dumps_json(record))
+        created += store.create_exclusive(path, store.dumps_json(record), root=Path(root))
     return created
 
 

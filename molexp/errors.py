@@ -90,6 +90,11 @@ class RunLockedError(WorkspaceError):
     """A run is held by a live owner (running or queued elsewhere)."""
 
 
+class LockLostError(WorkspaceError):
+    """A run's lock was broken and taken over while this process held it (it was
+    judged gone): it must write nothing more to the run's record."""
+
+
 class AssetHashMismatchError(WorkspaceError):
     """An asset's files no longer match its recorded content hash."""
 

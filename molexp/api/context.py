@@ -36,23 +36,27 @@ class RunContext(RunEnv):
 
     def set_results(self, values: dict[str, Any]) -> None:
         from molexp.core.model.identity import normalise
-        from molexp.core.store.files import write_json
+        from molexp.core.store.files import ensure_inside, write_json
 
         clean = normalise(values, "results")
         # Several processes of one run may set results at once: read-merge-write
         # under an exclusive lock on a sidecar file, so no key is ever lost.
-        with _locked(self.results_file.parent / RESULTS_LOCK):
+        sidecar = self.results_file.parent / RESULTS_LOCK
+        ensure_inside(self.workspace_root, sidecar)
+        with _locked(sidecar):
             merged = self.results()
             merged.update(clean)
-            write_json(self.results_file, merged)
+            write_json(self.results_file, merged, root=self.workspace_root)
 
     def artifact_path(self, name: str) -> Path:
         """A path under the run's ``artifacts/`` (parent folders are created)."""
+        from molexp.core.store.files import make_dirs
+
         path = (self.run_dir / "artifacts" / name).resolve()
         base = (self.run_dir / "artifacts").resolve()
         if base not in path.parents:
             raise UsageError(f"artifact path {name!r} leaves the run's artifacts folder")
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(self.workspace_root, path.parent)
         return path
 
     def find_asset(self, name: str, scope: str | None = None) -> Path:

@@ -10,6 +10,7 @@ import pytest
 
 import molexp as mx
 from molexp.core.model import identity
+from molexp.core.store import lock as locks
 from molexp.errors import ConflictError, InvalidNameError, UsageError
 from tests.conftest import ROOT
 
@@ -116,7 +117,8 @@ def test_runs_where_sort_and_limit(tmp_path: Path) -> None:
     for t, energy in ((300, -1.2), (350, -1.4), (400, -1.35)):
         run = exp.run(params={"T": t})
         run.record["results"] = {"energy": energy}
-        run.save()
+        with locks.acquire(run.dir, root=ws.root):
+            run.save()
         made.append(run)
     assert [r.params["T"] for r in exp.runs(where=["results.energy<-1.3"])] == [350, 400]
     assert [r.params["T"] for r in exp.runs(sort=["results.energy"], limit=2)] == [350, 400]

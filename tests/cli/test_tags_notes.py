@@ -153,7 +153,7 @@ def test_a_change_queued_after_the_last_save_is_folded_by_the_next_writer(
     from molexp.core.records import annotations as annotation
 
     run_dir = workspace / "projects/p/experiments/e/runs" / lab[0].split("/")[2]
-    annotation.queue(run_dir, annotation.change(add=["late"]))  # as if the lock was busy
+    annotation.queue(run_dir, annotation.change(add=["late"]), workspace)  # as if the lock was busy
     assert cli("run", "p/e", "-r", "0", "--force").exit_code == 0
     assert _record(workspace, lab[0])["tags"] == ["late"]
     assert not (run_dir / QUEUE_DIR).exists()

@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,21 @@ from tests.reliability.conftest import proc_env, records_snapshot
 LONG = "x" * 100_000
 MOLCFG = "defaults: {epochs: 10}\nprofiles:\n  smoke: {epochs: 1}\n"
 
+
+def alias_bomb(levels: int = 9, width: int = 9, top: str = "defaults") -> bytes:
+    """YAML whose ``levels`` levels of ``width`` aliases stand for ``width ** levels``
+    values (9 x 9: 387 million) in a few hundred bytes."""
+    lines = [f"{top}:", "  a0: &a0 [" + ", ".join(["x"] * width) + "]"]
+    for i in range(1, levels):
+        lines.append(f"  a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * width) + "]")
+    return ("\n".join(lines) + "\n").encode()
+
+
+ALIAS_BOMB_VALUE = "[" + ", ".join(
+    ["&a0 [x, x, x, x, x, x, x, x, x]"]
+    + [f"&a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 9)]
+) + "]"
+
 # Input files, written outside the workspace: name -> bytes.
 FILES: dict[str, bytes] = {
     "not-utf8.yaml": b"lr: \xff\xfe\n",
@@ -47,6 +63,9 @@ FILES: dict[str, bytes] = {
     "malformed.json": b'{"defaults": {',
     "not-a-tarball.tar.gz": b"this is not a tarball\n",
     "data.txt": b"some data\n",
+    "alias-bomb.yaml": alias_bomb(),
+    "alias-bomb-params.yaml": alias_bomb(top="lr"),
+    "alias-bomb-grid.yaml": alias_bomb(top="lr"),
 }
 
 
@@ -105,6 +124,7 @@ CASES: list[Case] = [
     c("params-nul-byte", "experiment", "create", "P/E2", "--params", "{in}/nul.yaml"),
     c("params-duplicate-keys", "experiment", "create", "P/E2", "--params", "{in}/dup-keys.yaml"),
     c("params-tabs", "experiment", "create", "P/E2", "--params", "{in}/tabs.yaml"),
+    c("params-alias-bomb", "experiment", "create", "P/E2", "--params", "{in}/alias-bomb-params.yaml"),
     c("param-no-equals", "experiment", "create", "P/E2", "--param", "lr"),
     c("param-empty-key", "experiment", "create", "P/E2", "--param", "=1"),
     c("param-nan", "experiment", "create", "P/E2", "--param", "lr=.nan"),
@@ -146,6 +166,9 @@ CASES: list[Case] = [
     c("run-config-unknown-key", "run", "P/E", "--config", "{in}/unknown-key.yaml"),
     c("run-config-toml", "run", "P/E", "--config", "{in}/config.toml"),
     c("run-config-not-utf8", "run", "P/E", "--config", "{in}/not-utf8.yaml"),
+    c("run-config-alias-bomb", "run", "P/E", "--config", "{in}/alias-bomb.yaml"),
+    c("run-grid-file-alias-bomb", "run", "P/E", "--grid-file", "{in}/alias-bomb-grid.yaml"),
+    c("run-param-alias-bomb", "run", "P/E", "--param", "lr=" + ALIAS_BOMB_VALUE),
     c("run-override-no-equals", "run", "P/E", "--override", "epochs"),
     c("run-override-below-scalar", "run", "P/E", "--override", "a=1", "--override", "a.b=2"),
     c("run-override-empty-segment", "run", "P/E", "--override", "a..b=1"),
@@ -284,6 +307,33 @@ def test_bad_input_is_refused_cleanly_and_changes_nothing(
     check_refusal(res.exit_code, res.stderr)
     assert records_snapshot(workspace) == before, "the workspace changed"
     assert not (Path(where["in"]) / "new-ws").exists()
+
+
+@pytest.mark.parametrize(
+    ("where", "argv", "code"),
+    [
+        ("molcfg.yaml", ("run", "P/E"), 2),
+        ("molcfg.yaml", ("run", "P/E", "--dry-run"), 2),
+        ("projects/P/experiments/E/experiment.yaml", ("run", "P/E"), 3),
+        ("projects/P/experiments/E/experiment.yaml", ("show", "P/E"), 3),
+        ("projects/P/project.yaml", ("experiment", "create", "P/E3"), 3),
+    ],
+    ids=lambda v: v if isinstance(v, str) else " ".join(v) if isinstance(v, tuple) else str(v),
+)
+def test_an_alias_bomb_in_a_workspace_file_is_refused_within_a_second(
+    bad_ws: tuple[Path, dict[str, str]], cli: Cli, where: str, argv: tuple[str, ...], code: int
+) -> None:
+    workspace, _ = bad_ws
+    (workspace / where).write_bytes(alias_bomb(top="params" if "experiment" in where else "x"))
+    before = records_snapshot(workspace)
+    started = time.monotonic()
+    res = cli(*argv)
+    elapsed = time.monotonic() - started
+    check_refusal(res.exit_code, res.stderr)
+    assert res.exit_code == code, res.stderr
+    assert "alias bomb" in res.stderr and where.split("/")[-1] in res.stderr
+    assert elapsed < 1.0, f"took {elapsed:.2f}s"
+    assert records_snapshot(workspace) == before
 
 
 REAL_ARGV: list[list[bytes]] = [

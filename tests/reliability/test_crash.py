@@ -21,7 +21,7 @@ from molexp.api.workspace import Experiment
 from molexp.core.records.runs import Run
 from molexp.core.store import lock as locks
 from molexp.errors import CorruptRecordError
-from tests.conftest import run_molexp
+from tests.conftest import molexp_exe, run_molexp
 from tests.reliability.conftest import (
     make_experiment,
     pid_gone,
@@ -96,7 +96,8 @@ def _fake_running(exp: Experiment, owner: dict[str, Any], heartbeat: float | Non
         }
     )
     run.record["status"] = "running"
-    run.save()
+    with locks.acquire(run.dir, root=run.experiment.workspace.root):
+        run.save()
     lock = run.dir / locks.LOCK_NAME
     lock.write_text(json.dumps(owner))
     if heartbeat is not None:
@@ -150,7 +151,9 @@ path, n = Path(sys.argv[1]), 0
 while True:
     n += 1
     size = 1000 + (n * 7919) % 200000
-    store.write_json(path, {"schema_version": 1, "n": n, "size": size, "pad": "x" * size})
+    store.write_json(
+        path, {"schema_version": 1, "n": n, "size": size, "pad": "x" * size}, root=path.parent
+    )
     if n == 1:
         print("ready", flush=True)
 """
@@ -210,3 +213,50 @@ def test_killing_a_writer_in_a_loop_never_leaves_a_torn_record(tmp_path: Path) -
     assert reads > 0
     final = json.loads(path.read_bytes())  # what survived the last kill is whole
     assert len(final["pad"]) == final["size"]
+
+
+# --- fencing: an owner judged gone that wakes up writes nothing (issue #12) ------
+
+WAITER = 'echo "$$" > "$PIDFILE"; while [ ! -e "$GO" ]; do sleep 0.05; done; echo done'
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not Path("/usr/bin/unshare").exists(),
+    reason="needs root and unshare(1) to play a second host (a UTS namespace)",
+)
+def test_a_paused_owner_judged_gone_by_another_host_never_overwrites_its_attempt(
+    ws_root: Path, tmp_path: Path
+) -> None:
+    """A paused VM: host A's molexp stops (SIGSTOP) long enough for its heartbeat
+    to go stale; host B breaks the lock and runs attempt 2; A wakes up, its
+    command finishes, and A must not save its attempt over B's record."""
+    make_experiment(ws_root, name="F", command=WAITER)
+    pidfile, go = tmp_path / "command.pid", tmp_path / "go"
+    env = proc_env(MOLEXP_HEARTBEAT_TIMEOUT="1", PIDFILE=str(pidfile), GO=str(go))
+    a = spawn("run", "P/F", cwd=ws_root, env=env)
+    wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), "A's command to start")
+    os.kill(a.pid, signal.SIGSTOP)
+    try:
+        (run_dir,) = (ws_root / "projects/P/experiments/F/runs").iterdir()
+        lock = run_dir / locks.LOCK_NAME
+        wait_for(lambda: time.time() - lock.stat().st_mtime > 1.5, "A's heartbeat to go stale")
+        b = subprocess.run(
+            ["unshare", "--uts", "sh", "-c", 'hostname node-b && exec "$@"', "sh",
+             *molexp_exe(), "run", "P/F", "--json", "--", "true"],
+            cwd=ws_root, env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert b.returncode == 0, b.stderr
+        assert json.loads(b.stdout)["attempt"] == 2
+        after_b = (run_dir / "run.json").read_bytes()
+        record = json.loads(after_b)
+        assert [x["status"] for x in record["attempts"]] == ["interrupted", "succeeded"]
+        assert record["attempts"][1]["host"] == "node-b"
+    finally:
+        go.touch()
+        os.kill(a.pid, signal.SIGCONT)
+    _, err = a.communicate(timeout=60)
+    assert a.returncode == 3, err
+    assert "lost the run's lock" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) <= 3, err
+    assert (run_dir / "run.json").read_bytes() == after_b, "A overwrote B's attempt"
+    assert not lock.exists()

@@ -42,7 +42,8 @@ def _active(exp: Experiment, status: str = "running", **attempt: Any) -> Run:
     run = exp.run_for(replica=0, cwd=exp.workspace.root)
     run.record["attempts"].append({"n": 1, "status": status, "executor": "local", **attempt})
     run.record["status"] = status
-    run.save()
+    with locks.acquire(run.dir, root=exp.workspace.root):
+        run.save()
     return run
 
 

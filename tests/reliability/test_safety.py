@@ -17,7 +17,7 @@ from molexp.api.workspace import Workspace
 from molexp.core.execution.execute import format_value
 from molexp.errors import NotFoundError, UsageError
 from tests.conftest import Cli, molexp_exe
-from tests.reliability.conftest import make_experiment, proc_env
+from tests.reliability.conftest import make_experiment, proc_env, records_snapshot
 
 # --- run ids and names given by users ----------------------------------------
 
@@ -274,3 +274,206 @@ def test_files_and_folders_follow_the_umask_and_keep_setgid(tmp_path: Path, umas
         else:
             assert stat.S_IMODE(mode) == 0o666 & ~umask, p
     assert Workspace(root).exists()
+
+
+# --- every writer goes through the one check (issue #12) ------------------------
+
+
+@pytest.fixture
+def bundle(tmp_path: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A bundle of P/E (one run) and of assets at every scope, made in another workspace."""
+    src = tmp_path / "src"
+    src.mkdir()
+    out = tmp_path / "b.tar.gz"
+    with monkeypatch.context() as mp:
+        mp.chdir(src)
+        assert cli("init . --name src").exit_code == 0
+        assert cli("project create P").exit_code == 0
+        assert cli("experiment", "create", "P/E", "--command", "true").exit_code == 0
+        assert cli("run", "P/E").exit_code == 0
+        (src / "data.txt").write_text("data\n")
+        for scope in (".", "P", "P/E"):
+            assert cli("assets", "add", scope, "data", "data.txt").exit_code == 0
+        res = cli("export", ".", "-o", str(out))
+        assert res.exit_code == 0, res.output
+    return out
+
+
+@pytest.mark.parametrize(
+    "link",
+    [
+        "projects",
+        "projects/P/experiments",
+        "projects/P/experiments/E/runs",
+        "assets",
+        "projects/P/assets",
+        "projects/P/experiments/E/assets",
+    ],
+)
+def test_import_never_writes_through_a_folder_linked_outside(
+    workspace: Path, cli: Cli, outside: Path, bundle: Path, link: str
+) -> None:
+    if link not in ("projects", "assets"):
+        assert cli("project create P").exit_code == 0
+    if link.startswith("projects/P/experiments/"):
+        assert cli("experiment", "create", "P/E", "--command", "true").exit_code == 0
+    target = workspace / link
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.symlink_to(outside)
+    before = records_snapshot(workspace)
+    res = cli("import", str(bundle))
+    assert res.exit_code == 3, res.output
+    assert "leads outside the workspace" in res.stderr and len(res.stderr.splitlines()) <= 2
+    _nothing_written(outside)
+    assert records_snapshot(workspace) == before, "a refused import placed something"
+
+
+@pytest.mark.parametrize("link", ["projects/P/assets", "projects/P/assets/data", "assets"])
+def test_assets_add_and_rm_never_write_through_a_link_outside(
+    workspace: Path, cli: Cli, outside: Path, tmp_path: Path, link: str
+) -> None:
+    assert cli("project create P").exit_code == 0
+    data = tmp_path / "f.txt"
+    data.write_text("x\n")
+    scope = "." if link == "assets" else "P"
+    (workspace / link).parent.mkdir(parents=True, exist_ok=True)
+    (workspace / link).symlink_to(outside)
+    res = cli("assets", "add", scope, "data", str(data))
+    assert res.exit_code == 3, res.output
+    assert "leads outside the workspace" in res.stderr
+    _nothing_written(outside)
+    # an asset already in the linked-out folder is neither replaced nor removed
+    (workspace / link).unlink()
+    assert cli("assets", "add", scope, "data", str(data)).exit_code == 0
+    library = workspace / ("assets" if scope == "." else "projects/P/assets")
+    library.rename(outside / "lib")
+    library.symlink_to(outside / "lib")
+    before = records_snapshot(outside)
+    data.write_text("other\n")
+    for argv in (("assets", "add", scope, "data", str(data), "--replace"), ("assets", "rm", scope, "data")):
+        res = cli(*argv)
+        assert res.exit_code == 3, res.output
+        assert "leads outside the workspace" in res.stderr
+    assert records_snapshot(outside) == before
+
+
+def test_a_linked_out_artifacts_folder_refuses_the_attempt(
+    workspace: Path, cli: Cli, outside: Path
+) -> None:
+    assert cli("project create P").exit_code == 0
+    assert cli("experiment", "create", "P/E", "--command", "true").exit_code == 0
+    assert cli("run", "P/E").exit_code == 0
+    (run_dir,) = (workspace / "projects/P/experiments/E/runs").iterdir()
+    (run_dir / "artifacts").rmdir()
+    (run_dir / "artifacts").symlink_to(outside)
+    res = cli("run", "P/E", "--force")
+    assert res.exit_code == 3, res.output
+    assert "leads outside the workspace" in res.stderr
+    _nothing_written(outside)
+
+
+def test_the_cache_and_index_are_never_written_through_a_link_outside(
+    workspace: Path, cli: Cli, outside: Path
+) -> None:
+    assert cli("project create P").exit_code == 0
+    assert cli("experiment", "create", "P/E", "--command", "true").exit_code == 0
+    assert cli("run", "P/E").exit_code == 0
+    import shutil
+
+    shutil.rmtree(workspace / ".molexp", ignore_errors=True)
+    (workspace / ".molexp").symlink_to(outside)
+    for argv in (("ls",), ("show", "P/E"), ("run", "P/E"), ("ls", "--format", "json")):
+        res = cli(*argv)
+        assert res.exit_code == 0, res.output  # derived data only: works without it
+    _nothing_written(outside)
+
+
+def test_a_run_context_never_writes_through_a_link_outside(
+    ws_root: Path, outside: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from molexp.core.assets import add_asset, find_for_run
+    from molexp.core.assets.scope import Scope
+    from molexp.errors import WorkspaceError
+
+    exp = make_experiment(ws_root)
+    data = ws_root.parent / "data.txt"
+    data.write_text("x\n")
+    add_asset(Scope(exp.workspace), "data", data)
+    run = exp.run()
+    run.dir.rename(outside / run.id)
+    run.dir.symlink_to(outside / run.id)
+    (outside / run.id / "attempts" / "1").mkdir(parents=True)
+    before = records_snapshot(outside)
+    env = {
+        "MOLEXP_RUN_ID": run.id,
+        "MOLEXP_RUN_DIR": str(run.dir),
+        "MOLEXP_WORKSPACE": str(ws_root),
+        "MOLEXP_PROJECT": "P",
+        "MOLEXP_EXPERIMENT": "E",
+        "MOLEXP_ATTEMPT": "1",
+    }
+    ctx = RunContext(env)
+    with pytest.raises(WorkspaceError, match="leads outside the workspace"):
+        ctx.set_result("a", 1)
+    with pytest.raises(WorkspaceError, match="leads outside the workspace"):
+        ctx.artifact_path("sub/x.txt")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(WorkspaceError, match="leads outside the workspace"):
+        find_for_run(ctx, "data", None)
+    assert records_snapshot(outside) == before
+
+
+# --- nothing is written under a record newer than this molexp (issue #12) -------
+
+NEWER = "schema_version: 99"
+
+
+@pytest.mark.parametrize(
+    ("record", "argv"),
+    [
+        ("workspace.yaml", ("project", "create", "Q")),
+        ("workspace.yaml", ("assets", "add", ".", "data", "{data}")),
+        ("workspace.yaml", ("import", "{bundle}")),
+        ("projects/P/project.yaml", ("experiment", "create", "P/E2")),
+        ("projects/P/project.yaml", ("run", "P/E")),
+        ("projects/P/project.yaml", ("assets", "add", "P", "data", "{data}")),
+        ("projects/P/project.yaml", ("assets", "add", "P/E", "data", "{data}")),
+        ("projects/P/project.yaml", ("import", "{bundle}")),
+        ("projects/P/experiments/E/experiment.yaml", ("run", "P/E")),
+        ("projects/P/experiments/E/experiment.yaml", ("assets", "add", "P/E", "data", "{data}")),
+        ("projects/P/experiments/E/experiment.yaml", ("import", "{bundle}")),
+    ],
+    ids=lambda v: v if isinstance(v, str) else " ".join(v[:2]),
+)
+def test_nothing_is_written_under_a_newer_record(
+    workspace: Path, cli: Cli, tmp_path: Path, bundle: Path, record: str, argv: tuple[str, ...]
+) -> None:
+    assert cli("project create P").exit_code == 0
+    assert cli("experiment", "create", "P/E", "--command", "true").exit_code == 0
+    path = workspace / record
+    path.write_text(path.read_text().replace("schema_version: 1", NEWER))
+    data = tmp_path / "d.txt"
+    data.write_text("d\n")
+    before = records_snapshot(workspace)
+    res = cli(*(a.format(data=data, bundle=bundle) for a in argv))
+    assert res.exit_code == 3, res.output
+    assert record.split("/")[-1] in res.stderr and "newer than this molexp" in res.stderr
+    assert len(res.stderr.strip().splitlines()) <= 2
+    assert records_snapshot(workspace) == before
+
+
+def test_the_python_api_writes_nothing_under_a_newer_record(ws_root: Path) -> None:
+    from molexp.errors import SchemaVersionError
+
+    exp = make_experiment(ws_root)
+    project_file = ws_root / "projects/P/project.yaml"
+    project_file.write_text(project_file.read_text().replace("schema_version: 1", NEWER))
+    again = Workspace(ws_root).get_project("P").get_experiment("E")
+    with pytest.raises(SchemaVersionError, match="project.yaml"):
+        again.run()
+    with pytest.raises(SchemaVersionError, match="project.yaml"):
+        again.run_for(replica=0, cwd=ws_root)
+    with pytest.raises(SchemaVersionError, match="project.yaml"):
+        Workspace(ws_root).project("P").experiment("E2")
+    assert not (exp.runs_dir).exists()

@@ -132,7 +132,7 @@ def _classify(run: Run, plan: _Plan) -> None:
         return
     if last.get("executor") == "slurm":
         job = str(last.get("scheduler_job_id") or "")
-        got = locks.try_acquire(run.dir, "cancel")
+        got = locks.try_acquire(run.dir, "cancel", root=run.experiment.workspace.root)
         if isinstance(got, locks.RunLock):
             run.reload()
             if run.status == "queued" and latest(run.record).get("n") == last.get("n"):

@@ -72,11 +72,11 @@ def _annotate(target: Ref, ch: Change) -> Annotated:
     if target.kind == "experiment":
         assert target.experiment is not None
         path, kind = target.experiment.definition_path, "experiment"
-        target.experiment.definition()  # a definition that breaks the rules is refused
+        target.experiment.check_writable()  # a definition that breaks the rules is refused
     else:
         assert target.project is not None
         path, kind = target.project.definition_path, "project"
-        target.project.definition()
+        target.project.check_writable()
     record = annotation.annotate_definition(path, kind, ch, target.workspace.root)
     return Annotated(kind, target.text, annotation.tags_of(record), annotation.notes_of(record))
 

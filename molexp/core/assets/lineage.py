@@ -58,15 +58,10 @@ def record_lookup(ctx: RunEnv, asset: Asset) -> None:
     entry["looked_up_at"] = store.now_iso()
     entry["attempt"] = ctx.attempt
     payload = (json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8")
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
     try:
-        fd = os.open(path, flags, 0o666)
+        store.append_line(path, payload, root=ctx.workspace_root)
     except OSError as exc:  # ELOOP: a symlink planted in the attempt directory
         raise WorkspaceError(f"{path}: cannot record the asset lookup ({exc.strerror})") from exc
-    try:
-        os.write(fd, payload)
-    finally:
-        os.close(fd)
 
 
 def current_context() -> RunEnv | None:

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from molexp.core.execution.runenv import RunEnv
 from molexp.core.model.names import validate_name
-from molexp.core.records.workspace import Project, Workspace
+from molexp.core.records.workspace import Experiment, Project, Workspace
+from molexp.core.store import files as store
 from molexp.errors import UsageError
 
 ASSETS_DIR = "assets"
@@ -49,6 +50,19 @@ class Scope:
     @property
     def assets_dir(self) -> Path:
         return self.path / ASSETS_DIR
+
+    def check_writable(self) -> Path:
+        """Refuse (exit 3) to write into this library when it leads outside the
+        workspace (an ``assets`` folder linked elsewhere) or lies under a record
+        this molexp does not understand (a newer ``schema_version``); return the
+        library's resolved path."""
+        if self.project is None:
+            self.workspace.check_writable()
+        elif self.experiment is None:
+            Project(self.workspace, self.project).check_writable()
+        else:
+            Experiment(Project(self.workspace, self.project), self.experiment).check_writable()
+        return store.ensure_inside(self.workspace.root, self.assets_dir)
 
     def chain(self) -> list[Scope]:
         """This scope, then the scopes it inherits from (experiment → project → workspace)."""

@@ -47,6 +47,7 @@ from molexp.errors import (
     ConflictError,
     CorruptRecordError,
     MolexpError,
+    SchemaVersionError,
     UsageError,
     WorkspaceError,
 )
@@ -172,7 +173,9 @@ def add_asset(
             walk(src)  # refuse links and special files before anything is written
         except OSError as exc:
             raise _os_error(exc, src, f"read {src}") from None
+    scope.check_writable()
     target = scope.assets_dir / name
+    store.ensure_inside(scope.workspace.root, target)
     if mode != "copy" and _is_within(src, target):
         raise UsageError(f"{src}: is inside the asset {name!r} it would become")
     if kind == "dir" and mode in ("copy", "move") and _is_within(scope.assets_dir, src):
@@ -181,6 +184,8 @@ def add_asset(
         existing: Asset | None = load_asset(scope, name)
     except FileNotFoundError:
         existing = None
+    except SchemaVersionError:
+        raise  # a newer record is never overwritten: this molexp cannot know what it holds
     except CorruptRecordError as exc:
         if not replace:
             raise CorruptRecordError(
@@ -222,7 +227,8 @@ def _add(
         if not replace:
             raise _conflict(existing, content)
 
-    scope.assets_dir.mkdir(parents=True, exist_ok=True)
+    root = scope.workspace.root
+    store.make_dirs(root, scope.assets_dir)
     staging = _make_temp_dir(scope.assets_dir, name)
     data = staging / DATA_DIR if kind == "dir" else staging / DATA_DIR / (src.name or name)
     moved_in: Path | None = None  # set while the user's own data sits in the staging folder
@@ -237,7 +243,7 @@ def _add(
         record = _new_record(
             scope, name, kind, mode, src, content, description or "", tags or (), producer
         )
-        store.write_yaml(staging / ASSET_FILE, record)
+        store.write_yaml(staging / ASSET_FILE, record, root=root)
         action = _commit(staging, target, replacing=existing is not None or replace)
     finally:
         if moved_in is not None and action not in ("added", "replaced"):
@@ -368,6 +374,8 @@ def _os_error(exc: OSError, src: Path, what: str) -> MolexpError:
 def remove_asset(scope: Scope, name: str, force: bool = False) -> tuple[Asset, Users]:
     """Delete an asset (never the external file of a --link/--ref asset)."""
     asset = get_asset(scope, name)
+    scope.check_writable()
+    store.ensure_inside(scope.workspace.root, asset.dir)
     users = users_of(asset)
     if (users.runs or users.unreadable) and not force:
         if users.runs:

@@ -163,17 +163,50 @@ class Staged:
     manifest: dict[str, Any] | None = None
 
 
+class WriteFailed(OSError):
+    """Writing the staged copy failed (the disk is full, say): the workspace's
+    fault, not the bundle's.  ``filename`` is the file being written."""
+
+
+def _mkdirs(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise
+    except OSError as exc:
+        raise WriteFailed(exc.errno, exc.strerror, str(path)) from None
+
+
+def _written(dest: Path, chunk: bytes, fh: IO[bytes]) -> None:
+    try:
+        fh.write(chunk)
+    except OSError as exc:
+        raise WriteFailed(exc.errno, exc.strerror, str(dest)) from None
+
+
 def _write_member(tar: tarfile.TarFile, member: tarfile.TarInfo, dest: Path) -> tuple[int, str]:
     src = tar.extractfile(member)
     if src is None:  # pragma: no cover - regular members always have data
         raise Refused("has no data")
     mode = 0o777 if member.mode & 0o111 else 0o666
-    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    try:
+        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        raise WriteFailed(exc.errno, exc.strerror, str(dest)) from None
     hasher = Hasher()
-    with os.fdopen(fd, "wb") as fh, src:
-        while chunk := src.read(CHUNK):
-            hasher.update(chunk)
-            fh.write(chunk)
+    fh = os.fdopen(fd, "wb")
+    try:
+        with src:
+            while chunk := src.read(CHUNK):
+                hasher.update(chunk)
+                _written(dest, chunk, fh)
+    finally:
+        try:
+            fh.close()  # flushes: a full disk may only show here
+        except OSError as exc:
+            raise WriteFailed(exc.errno, exc.strerror, str(dest)) from None
     os.utime(dest, (member.mtime, member.mtime))
     return hasher.size, hasher.digest
 
@@ -246,10 +279,10 @@ def extract(stream: IO[bytes], staging: Path, bundle: str) -> Staged:
                 _no_link_above(name, staged.links)
                 dest = staging / name
                 if member.isdir():
-                    dest.mkdir(parents=True, exist_ok=True)
+                    _mkdirs(dest)
                     staged.dirs.add(name)
                 elif member.isreg():
-                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    _mkdirs(dest.parent)
                     staged.files[name] = _write_member(tar, member, dest)
                 elif member.issym():
                     if kind not in ("run", "asset") or not link_inside(name, member.linkname, top):
@@ -271,7 +304,7 @@ def extract(stream: IO[bytes], staging: Path, bundle: str) -> Staged:
             raise Refused(f"member {name!r}: appears twice")
         link = staging / name
         try:
-            link.parent.mkdir(parents=True, exist_ok=True)
+            _mkdirs(link.parent)
             os.symlink(target, link)
         except (FileExistsError, NotADirectoryError):
             raise Refused(f"member {name!r}: clashes with another member") from None

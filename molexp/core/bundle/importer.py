@@ -43,7 +43,7 @@ from molexp.core.records.workspace import (
     Workspace,
 )
 from molexp.core.store import files as store
-from molexp.errors import CorruptRecordError, MolexpError, UsageError
+from molexp.errors import CorruptRecordError, MolexpError, UsageError, WorkspaceError
 
 
 @dataclass
@@ -187,9 +187,11 @@ def _tree_files(top: Path) -> dict[str, Path]:
     return out
 
 
-def _place_file(src: Path, dest: Path) -> bool:
-    """Link ``src`` to ``dest`` unless ``dest`` exists; return whether it was placed."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
+def _place_file(root: Path, src: Path, dest: Path) -> bool:
+    """Link ``src`` to ``dest`` (inside ``root``) unless ``dest`` exists; return
+    whether it was placed."""
+    store.make_dirs(root, dest.parent)
+    store.ensure_inside(root, dest)
     try:
         if src.is_symlink():
             os.symlink(os.readlink(src), dest)
@@ -233,7 +235,7 @@ class _Importer:
             if self.dry_run:
                 self.report.imported.append(item)
                 return True
-            if _place_file(src, dest):
+            if _place_file(self.ws.root, src, dest):
                 store.fsync_dir(dest.parent)
                 self.report.imported.append(item)
                 return True
@@ -258,7 +260,8 @@ class _Importer:
             if self.dry_run:
                 self.report.imported.append(item)
                 return
-            dest.parent.mkdir(parents=True, exist_ok=True)
+            store.make_dirs(self.ws.root, dest.parent)
+            store.ensure_inside(self.ws.root, dest)
             try:
                 os.rename(src, dest)
             except OSError:
@@ -290,11 +293,33 @@ class _Importer:
         missing = [p for p in others if p not in ours]
         if missing and not self.dry_run:
             for rel in missing:
-                _place_file(others[rel], dest / rel)
+                _place_file(self.ws.root, others[rel], dest / rel)
         (self.report.imported if missing else self.report.unchanged).append(item)
 
 
+def _check_destinations(ws: Workspace, units: dict[str, set[str]]) -> None:
+    """Before anything is placed: every destination stays inside the workspace (no
+    ``projects``, ``runs`` or ``assets`` folder linked out of it), and no record it
+    lands under is one this molexp cannot read (a newer ``schema_version``)."""
+    ws.check_writable()
+    for kind in ("project", "experiment", "run", "asset"):
+        for unit in sorted(units[kind]):
+            store.ensure_inside(ws.root, ws.root / unit)
+            parts = unit.split("/")
+            if parts[0] != "projects":
+                continue
+            project = Project(ws, parts[1])
+            if project.exists():
+                project.check_writable()
+            if len(parts) > 4 and parts[2] == "experiments":
+                experiment = Experiment(project, parts[3])
+                if experiment.exists():
+                    experiment.check_writable()
+
+
 def _place(ws: Workspace, staging: Path, units: dict[str, set[str]], report: ImportReport) -> None:
+    if not report.dry_run:
+        _check_destinations(ws, units)
     imp = _Importer(ws, staging, report)
     # A project whose definition differs still takes experiments (it only groups
     # them); an experiment whose definition differs takes none of its runs.
@@ -343,7 +368,9 @@ def import_bundle(
         holder = tempfile.TemporaryDirectory(prefix="molexp-import-")
         staging = Path(holder.name)
     else:
+        ws.check_writable()
         staging = ws.root / f"{store.TMP_PREFIX}import-{os.urandom(6).hex()}"
+        store.ensure_inside(ws.root, staging)
         staging.mkdir()
     try:
         try:
@@ -359,6 +386,12 @@ def import_bundle(
                 name,
                 f"refused: {exc}",
                 "Nothing was imported; the bundle is damaged or was not made by `molexp export`.",
+            ) from None
+        except archive.WriteFailed as exc:
+            raise WorkspaceError(
+                f"cannot import {name}: {exc.strerror} (writing into {ws.root})",
+                "Nothing was imported; free space on the workspace's filesystem "
+                "(or fix its permissions) and retry.",
             ) from None
         except (tarfile.TarError, EOFError, OSError) as exc:
             if isinstance(exc, OSError) and exc.filename is not None:

@@ -244,9 +244,9 @@ def run_command(
     )
 
 
-def write_json_file(path: Path, data: Any) -> None:
+def write_json_file(path: Path, data: Any, root: Path) -> None:
     """The command's copies of params/config: atomic, re-created every attempt."""
     from molexp.core.store.files import atomic_write_bytes
 
     text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-    atomic_write_bytes(path, text.encode(), durable=False)
+    atomic_write_bytes(path, text.encode(), root=root, durable=False)

@@ -203,7 +203,7 @@ def close_attempt(
     (by us, or by someone before us: then the fresh record says so).
     """
     try:
-        got = locks.try_acquire(run.dir, "reconcile")
+        got = locks.try_acquire(run.dir, "reconcile", root=run.experiment.workspace.root)
         if not isinstance(got, locks.RunLock):
             return False
         try:
@@ -225,7 +225,7 @@ def enqueue(run: Run, job_id: str, options: RunOptions, submission: Mapping[str,
     script, its output, the sbatch options) is kept with it, beside the command
     and the submitting host, for the task that continues it (:func:`open_attempt`).
     """
-    got = locks.try_acquire(run.dir, "submit")
+    got = locks.try_acquire(run.dir, "submit", root=run.experiment.workspace.root)
     if not isinstance(got, locks.RunLock):
         return Outcome(run, "held", run.status, message=f"held by {got.describe()}")
     try:
@@ -299,7 +299,7 @@ def open_attempt(run: Run, options: RunOptions) -> dict[str, Any]:
     argv = build_argv(require_command(exp, options), options.argv, placeholder_values(run))
     for log in ("stdout.log", "stderr.log"):
         store.ensure_inside(ws_root, attempt_dir / log)
-    attempt_dir.mkdir(parents=True, exist_ok=True)
+    store.make_dirs(ws_root, attempt_dir)
     git = _git_for(exp, options)
     attempt.update(
         _fields(
@@ -316,11 +316,11 @@ def open_attempt(run: Run, options: RunOptions) -> dict[str, Any]:
     )
     rec["status"] = "running"
     (run.dir / RESULTS_FILE).unlink(missing_ok=True)
-    write_json_file(attempt_dir / "params.json", rec.get("params") or {})
-    write_json_file(attempt_dir / "config.json", rec.get("config") or {})
+    write_json_file(attempt_dir / "params.json", rec.get("params") or {}, ws_root)
+    write_json_file(attempt_dir / "config.json", rec.get("config") or {}, ws_root)
     if git.patch:
-        store.atomic_write_bytes(attempt_dir / "git.patch", patch_bytes(git.patch))
-    (run.dir / "artifacts").mkdir(exist_ok=True)
+        store.atomic_write_bytes(attempt_dir / "git.patch", patch_bytes(git.patch), root=ws_root)
+    store.make_dirs(ws_root, run.dir / "artifacts")
     # Data fsynced (never an empty run.json), the directory entry not: a crash of
     # the machine may lose this `running` step with the attempt in progress; the
     # outcome's save (durable) keeps everything before it (docs/reliability.md).
@@ -423,7 +423,11 @@ def execute_run(run: Run, options: RunOptions, signals: SignalState) -> Outcome:
         return Outcome(run, "skipped", "succeeded", message="up to date")
     try:
         held = locks.acquire(
-            run.dir, "run", wait=options.wait, give_up=lambda: signals.received is not None
+            run.dir,
+            "run",
+            wait=options.wait,
+            give_up=lambda: signals.received is not None,
+            root=run.experiment.workspace.root,
         )
     except RunLockedError as exc:
         return Outcome(run, "held", run.status, message=exc.message)
@@ -469,10 +473,12 @@ def annotate(run: Run, change: Change, patience: float = 10.0) -> bool:
     """
     import time
 
-    annotation.queue(run.dir, change)
+    root = run.experiment.workspace.root
+    run.experiment.check_writable()
+    annotation.queue(run.dir, change, root)
     deadline = time.monotonic() + patience
     while True:
-        got = locks.try_acquire(run.dir, "annotate")
+        got = locks.try_acquire(run.dir, "annotate", root=root)
         if isinstance(got, locks.RunLock):
             try:
                 run.reload()
@@ -490,7 +496,7 @@ def _fold_annotations(run: Run) -> None:
     its last save (the annotating command found the run held)."""
     if not annotation.pending(run.dir):
         return
-    got = locks.try_acquire(run.dir, "annotate")
+    got = locks.try_acquire(run.dir, "annotate", root=run.experiment.workspace.root)
     if isinstance(got, locks.RunLock):  # else the new holder folds it in
         try:
             run.reload()

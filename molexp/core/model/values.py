@@ -13,7 +13,12 @@ import unicodedata
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from molexp.core.model.yaml12 import check_acyclic, loader_class
+from molexp.core.model.yaml12 import (
+    AliasBombError,
+    RecursiveAliasError,
+    construct_checked,
+    loader_class,
+)
 from molexp.errors import ConfigError, UsageError
 
 if TYPE_CHECKING:
@@ -57,7 +62,8 @@ def parse_value(text: str) -> Any:
     the same rules), quotes force a string.  ``yes``/``no``/``on``/``off``, dates
     and anything that is not exactly one YAML scalar or flow collection (a block
     mapping, several documents, a trailing ``# comment``, several lines) is the
-    text itself.  Never fails, except on control characters (:class:`UsageError`).
+    text itself.  Never fails, except on control characters and alias bombs
+    (:class:`UsageError`).
     """
     _check_text(text)
     stripped = text.strip(_YAML_SPACE)
@@ -78,11 +84,13 @@ def parse_value(text: str) -> Any:
                 return text  # block structure
             if node.start_mark.index != 0 or node.end_mark.index != len(stripped):
                 return text  # a document marker, directive, comment or other trailing text
-            data = loader.construct_document(node)
+            data = construct_checked(loader, node)
         finally:
             loader.dispose()
-        check_acyclic(data)
-    except (yaml.YAMLError, RecursionError, ValueError):
+    except AliasBombError as exc:
+        shown = stripped if len(stripped) <= 60 else stripped[:57] + "..."
+        raise UsageError(f"value {shown!r}: refused: {exc}") from None
+    except (yaml.YAMLError, RecursionError, RecursiveAliasError):
         return text
     return data
 

@@ -20,8 +20,9 @@ from molexp.errors import UsageError
 
 if TYPE_CHECKING:
     import yaml
+    from yaml.nodes import Node
 
-__all__ = ["dump_yaml", "load_yaml", "loader_class", "check_acyclic", "LazyRe"]
+__all__ = ["dump_yaml", "load_yaml", "loader_class", "construct_checked", "LazyRe"]
 
 _NULL_TAG = "tag:yaml.org,2002:null"
 _BOOL_TAG = "tag:yaml.org,2002:bool"
@@ -110,7 +111,7 @@ def loader_class() -> type[yaml.SafeLoader]:
     """Build (once) the SafeLoader subclass implementing the YAML 1.2 core schema."""
     import yaml
     from yaml.constructor import ConstructorError
-    from yaml.nodes import MappingNode, Node, ScalarNode
+    from yaml.nodes import MappingNode, ScalarNode
 
     class Yaml12Loader(yaml.SafeLoader):
         """YAML 1.2 core schema; no dates, sets, binary; duplicate keys refused."""
@@ -208,7 +209,7 @@ def loader_class() -> type[yaml.SafeLoader]:
 def _dumper_class() -> type[yaml.SafeDumper]:
     """Build (once) a SafeDumper whose plain scalars mean the same in YAML 1.1 and 1.2."""
     import yaml
-    from yaml.nodes import Node, ScalarNode
+    from yaml.nodes import ScalarNode
 
     class CompatDumper(yaml.SafeDumper):
         """Plain style only where YAML 1.1 and 1.2 core resolve a scalar alike."""
@@ -259,20 +260,78 @@ def _needs_double_quotes(text: str) -> bool:
     return _SIMPLE_TEXT_RE.match(text) is None
 
 
-def check_acyclic(data: Any) -> None:
-    """Refuse self-referencing structures (``&a [*a]``): they cannot be stored."""
-    stack: set[int] = set()
+# An alias (``*name``) repeats a node without repeating its text, so a few lines
+# can stand for billions of nodes (an "alias bomb": 9 levels of 9 aliases is 387
+# million).  Aliases may add at most this many nodes, or this many times the
+# document's own node count when that is larger; anything beyond is refused
+# before a single value is built, so the work a file causes stays proportional
+# to its size.
+ALIAS_BUDGET = 100_000
+ALIAS_RATIO = 10
 
-    def walk(item: Any) -> None:
-        if isinstance(item, (list, dict)):
-            if id(item) in stack:
-                raise ValueError("recursive alias")
-            stack.add(id(item))
-            for child in item.values() if isinstance(item, dict) else item:
-                walk(child)
-            stack.discard(id(item))
 
-    walk(data)
+class AliasBombError(ValueError):
+    """A YAML document whose aliases expand far beyond its own size."""
+
+
+class RecursiveAliasError(ValueError):
+    """A YAML document with an alias inside the node it names (``&a [*a]``)."""
+
+
+def check_aliases(root: Node) -> None:
+    """Refuse a composed document whose aliases expand it beyond the budget, or
+    that contains itself.
+
+    Counts, once per distinct node (linear in the document, however its
+    aliases nest), the size the document would have with every alias expanded,
+    and compares it with its size as written (each alias one node):
+    :class:`AliasBombError` past :data:`ALIAS_BUDGET` extra nodes (or
+    :data:`ALIAS_RATIO` times the written size), :class:`RecursiveAliasError`
+    for a node that contains itself.
+    """
+    sizes: dict[int, int] = {}
+    written = 1  # nodes as the text spells them: the root and every reference to a child
+    busy: set[int] = set()
+    stack: list[tuple[Node, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        children = _children(node)
+        if finished:
+            busy.discard(id(node))
+            sizes[id(node)] = 1 + sum(sizes[id(child)] for child in children)
+            continue
+        if id(node) in sizes:
+            continue
+        busy.add(id(node))
+        stack.append((node, True))
+        written += len(children)
+        for child in children:
+            if id(child) in busy:
+                raise RecursiveAliasError("an alias refers to itself")
+            if id(child) not in sizes:
+                stack.append((child, False))
+    expanded = sizes[id(root)]
+    allowed = max(ALIAS_BUDGET, ALIAS_RATIO * written)
+    if expanded - written > allowed:
+        raise AliasBombError(
+            f"its aliases expand {written:,} nodes to {expanded:,} (an alias bomb?); "
+            f"aliases may add at most {allowed:,}"
+        )
+
+
+def _children(node: Node) -> list[Node]:
+    value = node.value
+    if not isinstance(value, list):
+        return []  # a scalar
+    if value and isinstance(value[0], tuple):
+        return [part for pair in value for part in pair]  # a mapping's (key, value) pairs
+    return list(value)
+
+
+def construct_checked(loader: yaml.SafeLoader, node: Node) -> Any:
+    """``loader.construct_document(node)`` once :func:`check_aliases` accepts ``node``."""
+    check_aliases(node)
+    return loader.construct_document(node)
 
 
 def load_yaml(text: str | bytes, source: str) -> Any:
@@ -297,10 +356,10 @@ def load_yaml(text: str | bytes, source: str) -> Any:
     try:
         loader = loader_class()(text)
         try:
-            data = loader.get_single_data()
+            node = loader.get_single_node()
+            data = None if node is None else construct_checked(loader, node)
         finally:
             loader.dispose()
-        check_acyclic(data)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -321,8 +380,8 @@ def load_yaml(text: str | bytes, source: str) -> Any:
         raise UsageError(f"{source}: malformed YAML: {' '.join(str(exc).split())}") from None
     except RecursionError:
         raise UsageError(f"{source}: malformed YAML: nested too deeply") from None
-    except ValueError:
-        raise UsageError(f"{source}: malformed YAML: an alias refers to itself") from None
+    except (AliasBombError, RecursiveAliasError) as exc:
+        raise UsageError(f"{source}: refused: {exc}") from None
     return data
 
 

@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 
 from molexp.core.model.names import validate_name
 from molexp.core.store import files as store
-from molexp.errors import CorruptRecordError, UsageError
+from molexp.errors import CorruptRecordError, UsageError, WorkspaceError
 
 QUEUE_DIR = "annotations"
 MAX_NOTE = 65536  # characters
@@ -102,15 +102,16 @@ def apply(record: dict[str, Any], ch: Change) -> bool:
 # --- the queue of a run ------------------------------------------------------------
 
 
-def queue(run_dir: Path, ch: Change) -> Path:
-    """Queue ``ch`` for the run in ``run_dir`` (one file, created whole)."""
+def queue(run_dir: Path, ch: Change, root: Path) -> Path:
+    """Queue ``ch`` for the run in ``run_dir`` (one file, created whole) of the
+    workspace at ``root``."""
     directory = run_dir / QUEUE_DIR
-    directory.mkdir(exist_ok=True)
+    store.make_dirs(root, directory)
     stamp = ch.time.replace(":", "").replace("-", "").replace("+", "")
     data = (json.dumps(ch.to_json(), ensure_ascii=False) + "\n").encode("utf-8")
     while True:
         path = directory / f"{stamp}-{os.urandom(4).hex()}.json"
-        if store.create_exclusive(path, data):
+        if store.create_exclusive(path, data, root=root):
             return path
 
 
@@ -220,7 +221,7 @@ def annotate_definition(path: Path, kind: str, ch: Change, root: Path) -> dict[s
     from molexp.core.store import lock as locks
 
     store.ensure_inside(root, path)
-    held = locks.acquire(path.parent, "annotate", wait=True)
+    held = locks.acquire(path.parent, "annotate", wait=True, root=root)
     try:
         raw = path.read_bytes()
         record = store.read_yaml_record(path, kind)
@@ -229,7 +230,9 @@ def annotate_definition(path: Path, kind: str, ch: Change, root: Path) -> dict[s
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
                 raise CorruptRecordError(path, "is not UTF-8 text") from exc
-            store.atomic_write_bytes(path, edit_definition_text(text, record).encode("utf-8"))
+            store.atomic_write_bytes(
+                path, edit_definition_text(text, record).encode("utf-8"), root=root
+            )
         return record
     finally:
         held.release()
@@ -256,8 +259,8 @@ def remember_tags(root: Path, tags: Iterable[str]) -> None:
         return
     path = root / TAGS_CACHE
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        store.make_dirs(root, path.parent)
         data = json.dumps(sorted(new | set(known_tags(root))), ensure_ascii=False).encode()
-        store.atomic_write_bytes(path, data, durable=False)
-    except OSError:
+        store.atomic_write_bytes(path, data, durable=False, root=root)
+    except (OSError, WorkspaceError):
         pass  # a read-only workspace still tags; completion just knows fewer names

@@ -47,7 +47,7 @@ from typing import Any, NamedTuple
 from molexp.core.model.names import is_valid_name
 from molexp.core.records.runs import RUN_FILE, load_record, validate_record
 from molexp.core.store import files as store
-from molexp.errors import CorruptRecordError, MolexpError
+from molexp.errors import CorruptRecordError, MolexpError, WorkspaceError
 
 INDEX_DIR = ".molexp/index"
 SUFFIX = ".idx"
@@ -320,7 +320,9 @@ def _tail(record: dict[str, Any], table: _Values) -> str:
     ))  # fmt: skip
 
 
-def _save(path: Path, project: str, experiment: str, values: list[Any], lines: list[str]) -> None:
+def _save(
+    ws_root: Path, path: Path, project: str, experiment: str, values: list[Any], lines: list[str]
+) -> None:
     import xxhash
 
     # Keep only the values some line refers to (renumbered).
@@ -345,10 +347,10 @@ def _save(path: Path, project: str, experiment: str, values: list[Any], lines: l
     )  # fmt: skip
     body = "\n".join(out).encode()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        store.atomic_write_bytes(path, _header(xxhash.xxh3_128_hexdigest(body)) + body)
-    except OSError:
-        pass  # a read-only workspace still lists, just without the index
+        store.make_dirs(ws_root, path.parent)
+        store.atomic_write_bytes(path, _header(xxhash.xxh3_128_hexdigest(body)) + body, root=ws_root)
+    except (OSError, WorkspaceError):
+        pass  # a read-only workspace (or .molexp/ linked out) lists, just without the index
 
 
 def _read(dir_fd: int, name: str, path: Path) -> tuple[os.stat_result, dict[str, Any]]:
@@ -451,7 +453,7 @@ def scan_experiment(
         if old:
             changed = True  # runs removed since the index was written
         if path is not None and changed:
-            _save(path, project, experiment, values, kept)
+            _save(ws_root, path, project, experiment, values, kept)
     finally:
         os.close(dir_fd)
     return out

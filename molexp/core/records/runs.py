@@ -161,11 +161,21 @@ class Run:
         tags and notes queued for it folded in (:mod:`molexp.core.records.annotations`).
 
         ``durable_entry=False`` for a step that a crash may lose with the attempt
-        in progress (see :func:`molexp.core.store.files.atomic_write_bytes`)."""
+        in progress (see :func:`molexp.core.store.files.atomic_write_bytes`).
+
+        Refused unless this process holds the run's lock and the lock in place is
+        still its own (fencing, SPEC §8: an owner another host judged gone writes
+        nothing), and unless the records above it are ones this molexp
+        understands."""
+        from molexp.core.store.lock import check_held
+
+        self.experiment.check_writable()
+        check_held(self.dir)  # fencing: the lock in place is still this process's own
         applied = annotation.fold(self.record, self.dir)
         self.record["updated_at"] = store.now_iso()
-        store.ensure_inside(self.experiment.workspace.root, self.path)
-        store.write_json(self.path, self.record, durable_entry=durable_entry)
+        store.write_json(
+            self.path, self.record, durable_entry=durable_entry, root=self.experiment.workspace.root
+        )
         annotation.forget(self.dir, applied)
 
 
@@ -239,10 +249,10 @@ def create_run(
     rid = run_id or identity.random_run_id()
     merged = effective_params(exp.params, list((params or {}).items()))
     record = new_record(exp, rid, merged, 0, exp.seed_for(0), None, {}, "random")
-    exp.definition()
-    store.ensure_inside(exp.workspace.root, exp.runs_dir / rid)
-    (exp.runs_dir / rid).mkdir(parents=True, exist_ok=True)
-    if not store.create_exclusive(exp.runs_dir / rid / RUN_FILE, store.dumps_json(record)):
+    exp.check_writable()
+    root = exp.workspace.root
+    store.make_dirs(root, exp.runs_dir / rid)
+    if not store.create_exclusive(exp.runs_dir / rid / RUN_FILE, store.dumps_json(record), root=root):
         raise UsageError(f"run {exp.ref}/{rid} already exists")
     return Run(exp, rid, record)
 
@@ -267,9 +277,11 @@ def ensure_run(exp: Experiment, spec: RunSpec, durable_entry: bool = True) -> Ru
             "molexp will not start over on top of its logs.",
         )
     record = record_for(exp, spec)
-    store.ensure_inside(exp.workspace.root, run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if store.create_exclusive(path, store.dumps_json(record), durable_entry=durable_entry):
+    exp.check_writable()
+    store.make_dirs(exp.workspace.root, run_dir)  # its entry in runs/ is fsynced
+    if store.create_exclusive(
+        path, store.dumps_json(record), durable_entry=durable_entry, root=exp.workspace.root
+    ):
         return Run(exp, spec.run_id, record)  # what was just written, valid by construction
     return Run(exp, spec.run_id, load_record(path, spec.project, spec.experiment))  # a racer's
 

@@ -82,6 +82,7 @@ class Workspace:
     def __init__(self, root: str | os.PathLike[str] = ".") -> None:
         self.root = Path(os.path.abspath(Path(root).expanduser()))  # normalise "..", keep symlinks
         self.use_cache = True  # False: write nothing, not even derived data (--dry-run)
+        self._writable = False
 
     def __repr__(self) -> str:
         return f"Workspace({str(self.root)!r})"
@@ -113,6 +114,16 @@ class Workspace:
     def name(self) -> str:
         return str(self.definition().get("name", self.root.name))
 
+    def check_writable(self) -> None:
+        """Refuse (exit 3) to write into this workspace unless its ``workspace.yaml``
+        reads as a record this molexp understands (a newer ``schema_version`` is
+        refused, naming the file).  Every writer of the record asks this, through
+        the :meth:`Project.check_writable` or :meth:`Experiment.check_writable`
+        of what it writes under (SPEC §4)."""
+        if not self._writable:
+            self.definition()
+            self._writable = True
+
     def init(self, name: str | None = None) -> bool:
         """Create ``workspace.yaml``; return False when it already existed."""
         if self.exists():
@@ -123,7 +134,7 @@ class Workspace:
                 "Choose another directory for the molexp workspace.",
             )
         ws_name = validate_name(name if name is not None else self.root.name, "workspace")
-        self.root.mkdir(parents=True, exist_ok=True)
+        store.make_dirs(self.root, self.root)
         record = {
             "kind": WORKSPACE_KIND,
             "schema_version": store.SCHEMA_VERSION,
@@ -132,7 +143,9 @@ class Workspace:
         }
         from molexp.core.model.yaml12 import dump_yaml
 
-        return store.create_exclusive(self.definition_path, dump_yaml(record).encode())
+        return store.create_exclusive(
+            self.definition_path, dump_yaml(record).encode(), root=self.root
+        )
 
     def _ensure(self) -> None:
         if not self.exists():
@@ -196,6 +209,7 @@ class Project:
         self.workspace = workspace
         self.name = name
         self.path = workspace.projects_dir / name
+        self._writable = False
 
     def __repr__(self) -> str:
         return f"Project({self.name!r})"
@@ -216,11 +230,20 @@ class Project:
             )
         return record
 
+    def check_writable(self) -> None:
+        """Refuse (exit 3) to write under this project unless its definition and the
+        workspace's read as records this molexp understands (see
+        :meth:`Workspace.check_writable`)."""
+        if not self._writable:
+            self.workspace.check_writable()
+            self.definition()
+            self._writable = True
+
     def create(self, description: str = "", tags: Sequence[str] = ()) -> bool:
         for tag in tags:
             validate_name(tag, "tag")
-        store.ensure_inside(self.workspace.root, self.path)
-        self.path.mkdir(parents=True, exist_ok=True)
+        self.workspace.check_writable()
+        store.make_dirs(self.workspace.root, self.path)
         record = {
             "schema_version": store.SCHEMA_VERSION,
             "name": self.name,
@@ -230,7 +253,9 @@ class Project:
         }
         from molexp.core.model.yaml12 import dump_yaml
 
-        return store.create_exclusive(self.definition_path, dump_yaml(record).encode())
+        return store.create_exclusive(
+            self.definition_path, dump_yaml(record).encode(), root=self.workspace.root
+        )
 
     def experiment_names(self) -> list[str]:
         try:
@@ -304,17 +329,19 @@ class Project:
         if not self.exists():
             self.workspace._ensure()
             self.create()
+        self.check_writable()
         from molexp.core.provenance.gitinfo import capture
 
         base = git_cwd or Path.cwd()
         source = base / workflow_source if workflow_source else base
         wanted["git"] = capture(source).summary()
         wanted["created_at"] = store.now_iso()
-        store.ensure_inside(self.workspace.root, exp.path)
-        exp.path.mkdir(parents=True, exist_ok=True)
+        store.make_dirs(self.workspace.root, exp.path)
         from molexp.core.model.yaml12 import dump_yaml
 
-        if not store.create_exclusive(exp.definition_path, dump_yaml(wanted).encode()):
+        if not store.create_exclusive(
+            exp.definition_path, dump_yaml(wanted).encode(), root=self.workspace.root
+        ):
             return self.experiment(
                 name, params, replicas, seeds, command, workflow_source, description,
                 strict=strict,
@@ -398,6 +425,13 @@ class Experiment:
 
     def exists(self) -> bool:
         return self.definition_path.is_file()
+
+    def check_writable(self) -> None:
+        """Refuse (exit 3) to write under this experiment (its runs, its assets)
+        unless its definition, its project's and the workspace's read as records
+        this molexp understands (see :meth:`Workspace.check_writable`)."""
+        self.project.check_writable()
+        self.definition()
 
     def definition(self) -> dict[str, Any]:
         """The validated definition; a hand-edited file that breaks the rules is refused."""

@@ -109,9 +109,9 @@ def submit(
     queued: list[Run] = []
     dropped: list[str] = []
     try:
-        slurm_dir.mkdir(parents=True, exist_ok=True)
+        store.make_dirs(exp.workspace.root, slurm_dir)
         sub.script_path = slurm_dir / f"{job_id}.sh"
-        store.atomic_write_bytes(sub.script_path, sub.script.encode())
+        store.atomic_write_bytes(sub.script_path, sub.script.encode(), root=exp.workspace.root)
         for task_index, (i, _) in enumerate(sub.pending):
             task = f"{job_id}_{task_index}"
             outcome = lifecycle.enqueue(

@@ -1,14 +1,20 @@
-"""Persistence in one place: atomic writes and validating record readers.
+"""Persistence in one place: writes that stay inside the workspace, atomic
+writes, and validating record readers.
 
 Every file molexp writes goes through :func:`atomic_write_bytes` (temporary file
-named ``.tmp-*`` in the same directory, flush, fsync, rename) or
-:func:`create_exclusive` (never replaces an existing file).  Files get the
-user's umask.  Readers validate what they read and name the file when they
-refuse it.
+named ``.tmp-*`` in the same directory, flush, fsync, rename),
+:func:`create_exclusive` (never replaces an existing file) or
+:func:`append_line`, and every directory it creates through :func:`make_dirs`.
+Each of them takes the workspace ``root`` and refuses, before writing, a path
+that a symlink leads out of it (:func:`ensure_inside`, SPEC §2); code that
+renames or links into place checks the destination with :func:`ensure_inside`
+or creates it with :func:`make_dirs`.  Files get the user's umask.  Readers
+validate what they read and name the file when they refuse it.
 """
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import os
@@ -73,9 +79,15 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 def atomic_write_bytes(
-    path: Path, data: bytes, durable: bool = True, durable_entry: bool | None = None
+    path: Path,
+    data: bytes,
+    durable: bool = True,
+    durable_entry: bool | None = None,
+    *,
+    root: Path,
 ) -> None:
-    """Replace ``path`` with ``data`` so that readers see the old or the new file.
+    """Replace ``path`` (inside ``root``) with ``data`` so that readers see the old
+    or the new file.
 
     ``durable`` (records) fsyncs the file before the rename, so that after a
     crash of the machine the name holds the old or the new content, never an
@@ -86,6 +98,7 @@ def atomic_write_bytes(
     may be lost with the attempt in progress (the ``running`` record) does not
     (docs/reliability.md, "What is fsynced").
     """
+    ensure_inside(root, path)
     fd, tmp = _open_temp(path.parent, path.name)
     try:
         try:
@@ -103,32 +116,105 @@ def atomic_write_bytes(
 
 
 def create_exclusive(
-    path: Path, data: bytes, durable: bool = True, durable_entry: bool | None = None
+    path: Path,
+    data: bytes,
+    durable: bool = True,
+    durable_entry: bool | None = None,
+    *,
+    root: Path,
 ) -> bool:
-    """Write ``path`` atomically only if it does not exist; return whether it did.
+    """Write ``path`` (inside ``root``) atomically only if it does not exist;
+    return whether it did.
 
     The content is complete before the name appears (``link`` of a finished
     temporary file), so a concurrent reader never sees a partial record and a
     concurrent creator never overwrites one.  ``durable``/``durable_entry``: as
     for :func:`atomic_write_bytes`.
     """
+    return create_exclusive_inode(path, data, durable, durable_entry, root=root) is not None
+
+
+def create_exclusive_inode(
+    path: Path,
+    data: bytes,
+    durable: bool = True,
+    durable_entry: bool | None = None,
+    *,
+    root: Path,
+) -> int | None:
+    """:func:`create_exclusive`, returning the inode of the file it created (None
+    when ``path`` existed).
+
+    On NFS the ``link`` may succeed on the server while its reply is lost; the
+    client's retry then fails with ``EEXIST`` although the link is ours.  The
+    temporary file's link count tells: 2 means ``path`` is the file just written
+    (the check ``open(2)`` recommends for lock files on NFS).
+    """
+    ensure_inside(root, path)
     fd, tmp = _open_temp(path.parent, path.name)
     try:
         try:
             _write_all(fd, data)
             if durable:
                 os.fsync(fd)
+            inode = os.fstat(fd).st_ino
         finally:
             os.close(fd)
         try:
-            os.link(tmp, path)
+            _link(tmp, path)
         except FileExistsError:
-            return False
+            if os.stat(tmp).st_nlink != 2:
+                return None
         if durable if durable_entry is None else durable_entry:
             fsync_dir(path.parent)
-        return True
+        return inode
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _link(src: Path, dst: Path) -> None:
+    """``os.link`` (a seam: a test replays NFS's lost reply, a link that succeeded
+    but raised ``EEXIST``)."""
+    os.link(src, dst)
+
+
+def append_line(path: Path, line: bytes, *, root: Path) -> None:
+    """Append ``line`` to ``path`` (inside ``root``; created with the user's umask)
+    in one ``O_APPEND`` write, so lines of concurrent writers never interleave."""
+    ensure_inside(root, path)
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, flags, 0o666)
+    try:
+        _write_all(fd, line)
+    finally:
+        os.close(fd)
+
+
+def make_dirs(root: Path, path: Path) -> Path:
+    """Create the directory ``path`` and its missing parents, refused (before
+    anything is created) unless it stays inside ``root``; return it resolved.
+
+    Each directory created is made durable in its parent (``fsync`` of the
+    parent), so a new run or experiment directory survives a crash together with
+    the record written into it.
+    """
+    real = ensure_inside(root, path)
+    missing: list[Path] = []
+    current = real
+    while not os.path.lexists(current):
+        missing.append(current)
+        current = current.parent
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory)
+        except FileExistsError:
+            if not os.path.isdir(directory):
+                raise
+            continue
+        fsync_dir(directory.parent)
+    if not missing and not os.path.isdir(real):
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(path))
+    return real
 
 
 def ensure_inside(root: Path, path: Path) -> Path:
@@ -187,14 +273,14 @@ def dumps_json(record: Any) -> bytes:
     return (json.dumps(record, indent=2, ensure_ascii=False, allow_nan=False) + "\n").encode()
 
 
-def write_json(path: Path, record: Any, durable_entry: bool = True) -> None:
-    atomic_write_bytes(path, dumps_json(record), durable_entry=durable_entry)
+def write_json(path: Path, record: Any, durable_entry: bool = True, *, root: Path) -> None:
+    atomic_write_bytes(path, dumps_json(record), durable_entry=durable_entry, root=root)
 
 
-def write_yaml(path: Path, record: Any) -> None:
+def write_yaml(path: Path, record: Any, *, root: Path) -> None:
     from molexp.core.model.yaml12 import dump_yaml
 
-    atomic_write_bytes(path, dump_yaml(record).encode("utf-8"))
+    atomic_write_bytes(path, dump_yaml(record).encode("utf-8"), root=root)
 
 
 def check_schema(record: dict[str, Any], path: Path, kind: str) -> dict[str, Any]:
@@ -271,11 +357,14 @@ def load_yaml_cached(raw: bytes, source: str, cache_dir: Path | None) -> Any:
     except (TypeError, ValueError):
         return value  # .inf/.nan or a non-JSON type: correct, just not cached
     if json.loads(encoded)["value"] == value:
+        from molexp.errors import WorkspaceError
+
+        root = cache_dir.parents[len(Path(CACHE_DIR).parts) - 1]
         try:
-            cache_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write_bytes(entry, encoded.encode())
-        except OSError:
-            pass  # a read-only workspace still works, just slower
+            make_dirs(root, cache_dir)
+            atomic_write_bytes(entry, encoded.encode(), root=root)
+        except (OSError, WorkspaceError):
+            pass  # a read-only workspace (or .molexp/ linked out) works, just slower
     return value
 
 

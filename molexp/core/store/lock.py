@@ -10,11 +10,21 @@ A lock is *stale* when its owner is gone: on the same host, the pid no longer
 runs with the recorded start time; on another host, the heartbeat is older than
 :data:`heartbeat_timeout` seconds.  Breaking a stale lock happens under a second
 short-lived lock (``.lock.break``) so two processes never both break and claim.
+
+Fencing: an owner judged gone may in fact only have paused (a suspended VM, an
+NFS stall longer than the timeout) and wake up after another host broke its lock
+and started a new attempt.  So every record write re-checks, just before it,
+that the lock in place is still this process's own (same inode, same owner):
+:func:`check_held`, which :meth:`Run.save` calls.  A holder that lost its lock
+writes nothing more (:class:`~molexp.errors.LockLostError`, exit 3), its
+heartbeat stops touching the new owner's lock, and releasing it leaves the new
+owner's lock alone.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import threading
 import time
@@ -22,7 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from molexp.errors import RunLockedError
+from molexp.errors import LockLostError, RunLockedError, UsageError
 
 LOCK_NAME = ".lock"
 BREAK_NAME = ".lock.break"
@@ -30,11 +40,24 @@ DEFAULT_HEARTBEAT_TIMEOUT = 120.0
 
 
 def heartbeat_timeout() -> float:
-    """Seconds after which another host's lock without a heartbeat is stale."""
-    try:
-        return float(os.environ.get("MOLEXP_HEARTBEAT_TIMEOUT", DEFAULT_HEARTBEAT_TIMEOUT))
-    except ValueError:
+    """Seconds after which another host's lock without a heartbeat is stale
+    (``MOLEXP_HEARTBEAT_TIMEOUT``, default 120); anything but a positive, finite
+    number is refused (exit 2) rather than guessed at: a timeout of ``nan`` or
+    ``-1`` would make every other host's lock look stale, or none."""
+    raw = os.environ.get("MOLEXP_HEARTBEAT_TIMEOUT")
+    if raw is None or not raw.strip():
         return DEFAULT_HEARTBEAT_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise UsageError(
+            f"MOLEXP_HEARTBEAT_TIMEOUT must be a positive number of seconds, got {raw!r}",
+            f"Set the same value on every node (default {DEFAULT_HEARTBEAT_TIMEOUT:.0f}), "
+            "or unset it.",
+        )
+    return value
 
 
 def hostname() -> str:
@@ -142,23 +165,57 @@ def read_lock(run_dir: Path) -> LockState | None:
     return LockState(path, owner, st.st_mtime, st.st_ino)
 
 
+# The locks this process holds, by lock path: what :func:`check_held` checks
+# before every record write.
+_HELD: dict[Path, RunLock] = {}
+_HELD_GUARD = threading.Lock()
+
+
 class RunLock:
     """An acquired lock on one run directory; release it with :meth:`release`."""
 
-    def __init__(self, run_dir: Path, owner: dict[str, Any]) -> None:
+    def __init__(self, run_dir: Path, owner: dict[str, Any], inode: int) -> None:
         self.run_dir = run_dir
         self.path = run_dir / LOCK_NAME
         self.owner = owner
+        self.inode = inode  # of the lock file this process created
+        self.lost = threading.Event()  # set once the heartbeat finds another owner's lock
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        with _HELD_GUARD:
+            _HELD[self.path] = self
+
+    def is_mine(self, state: LockState | None) -> bool:
+        """Whether ``state`` (the lock as read now) is the lock this process created."""
+        return state is not None and state.inode == self.inode and state.owner == self.owner
+
+    def check(self) -> None:
+        """Raise :class:`LockLostError` unless the lock in place is still this one."""
+        current = read_lock(self.run_dir)
+        if self.is_mine(current):
+            return
+        self.lost.set()
+        now = "nobody holds it now" if current is None else f"now held by {current.describe()}"
+        raise LockLostError(
+            f"run {self.run_dir.name}: this process lost the run's lock ({now}); "
+            "nothing more was recorded",
+            "Another process judged this one gone (heartbeat older than "
+            "MOLEXP_HEARTBEAT_TIMEOUT: a paused machine or a stalled filesystem?); "
+            "its attempt is the record.",
+        )
 
     def start_heartbeat(self, interval: float | None = None) -> None:
-        """Touch the lock every ``interval`` seconds while the attempt runs."""
+        """Touch the lock every ``interval`` seconds while the attempt runs, as long
+        as it is still this process's lock."""
         period = interval if interval is not None else max(1.0, heartbeat_timeout() / 4)
 
         def beat() -> None:
             while not self._stop.wait(period):
                 try:
+                    # Inode and owner: an inode number may be reused at once.
+                    if not self.is_mine(read_lock(self.run_dir)):
+                        self.lost.set()  # broken (and maybe taken over): never keep it alive
+                        return
                     os.utime(self.path)
                 except OSError:
                     pass
@@ -170,11 +227,11 @@ class RunLock:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        with _HELD_GUARD:
+            if _HELD.get(self.path) is self:
+                del _HELD[self.path]
         try:
-            current = read_lock(self.run_dir)
-            if current is not None and current.owner.get("pid") == self.owner["pid"] and (
-                current.owner.get("host") == self.owner["host"]
-            ):
+            if self.is_mine(read_lock(self.run_dir)):
                 self.path.unlink()
         except FileNotFoundError:
             pass
@@ -186,24 +243,38 @@ class RunLock:
         self.release()
 
 
-def _try_create(path: Path, owner: dict[str, Any]) -> bool:
-    """Create ``path`` holding ``owner`` unless it exists.
+def check_held(run_dir: Path) -> None:
+    """Before writing the record of ``run_dir``: raise :class:`LockLostError` unless
+    this process holds the run's lock and the lock in place is still its own
+    (fencing; see the module docstring)."""
+    with _HELD_GUARD:
+        held = _HELD.get(run_dir / LOCK_NAME)
+    if held is None:
+        raise LockLostError(
+            f"run {run_dir.name}: not saved, this process does not hold the run's lock",
+            "Records are written only under the run's lock (SPEC §8).",
+        )
+    held.check()
+
+
+def _try_create(path: Path, owner: dict[str, Any], root: Path) -> int | None:
+    """Create ``path`` holding ``owner`` unless it exists; the new file's inode.
 
     A finished temporary file is linked into place (exclusive like ``O_EXCL``, and
-    atomic on NFS too), so a reader never meets an empty lock whose owner it
-    cannot name.
+    atomic on NFS too, where a lost reply to a link that succeeded is recognised),
+    so a reader never meets an empty lock whose owner it cannot name.
     """
-    from molexp.core.store.files import create_exclusive
+    from molexp.core.store.files import create_exclusive_inode
 
     # No fsync: a lock only matters while its owner lives; one lost or emptied by a
     # crash of the machine names no live owner and goes stale (read_lock).
-    return create_exclusive(path, json.dumps(owner).encode(), durable=False)
+    return create_exclusive_inode(path, json.dumps(owner).encode(), durable=False, root=root)
 
 
-def _break_stale(run_dir: Path, seen: LockState) -> None:
+def _break_stale(run_dir: Path, seen: LockState, root: Path) -> None:
     """Remove the stale lock ``seen`` if it is still the one in place."""
     guard = run_dir / BREAK_NAME
-    if not _try_create(guard, owner_info("break")):
+    if _try_create(guard, owner_info("break"), root) is None:
         try:
             if time.time() - guard.stat().st_mtime > 30:
                 guard.unlink(missing_ok=True)  # a breaker that crashed
@@ -218,13 +289,15 @@ def _break_stale(run_dir: Path, seen: LockState) -> None:
         guard.unlink(missing_ok=True)
 
 
-def try_acquire(run_dir: Path, purpose: str = "run") -> RunLock | LockState:
-    """Take the run's lock, breaking a stale one; else return the live holder."""
+def try_acquire(run_dir: Path, purpose: str = "run", *, root: Path) -> RunLock | LockState:
+    """Take the lock of ``run_dir`` (inside the workspace ``root``), breaking a
+    stale one; else return the live holder."""
     owner = owner_info(purpose)
     path = run_dir / LOCK_NAME
     for _ in range(50):
-        if _try_create(path, owner):
-            return RunLock(run_dir, owner)
+        inode = _try_create(path, owner, root)
+        if inode is not None:
+            return RunLock(run_dir, owner, inode)
         state = read_lock(run_dir)
         if state is None:
             continue
@@ -233,7 +306,7 @@ def try_acquire(run_dir: Path, purpose: str = "run") -> RunLock | LockState:
             continue
         if not state.is_stale():
             return state
-        _break_stale(run_dir, state)
+        _break_stale(run_dir, state, root)
     state = read_lock(run_dir)
     if state is None:  # pragma: no cover - extreme contention
         raise RunLockedError(f"could not take the lock of {run_dir}")
@@ -246,6 +319,8 @@ def acquire(
     wait: bool = False,
     poll: float = 0.2,
     give_up: Callable[[], bool] | None = None,
+    *,
+    root: Path,
 ) -> RunLock:
     """Take the run's lock or raise :class:`RunLockedError` naming the holder.
 
@@ -253,7 +328,7 @@ def acquire(
     (a signal arrived): then raise as if not waiting.
     """
     while True:
-        got = try_acquire(run_dir, purpose)
+        got = try_acquire(run_dir, purpose, root=root)
         if isinstance(got, RunLock):
             return got
         if not wait or (give_up is not None and give_up()):

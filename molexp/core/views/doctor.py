@@ -302,7 +302,7 @@ def repair_run(
     gone: tuple[Problem, str] | None,
 ) -> None:
     """Break a stale lock and close a run whose owner is gone, under the lock."""
-    got = locks.try_acquire(run_dir, "doctor")
+    got = locks.try_acquire(run_dir, "doctor", root=exp.workspace.root)
     if not isinstance(got, locks.RunLock):
         return  # a live owner holds the run now: nothing is stale any more
     try:

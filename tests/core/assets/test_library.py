@@ -51,11 +51,16 @@ def test_corrupt_and_newer_records(ws: Workspace, tmp_path: Path) -> None:
         assets.load_asset(Scope(ws), "f")
     listing = assets.scan([Scope(ws)])
     assert [a.name for a in listing.assets] == ["g"] and len(listing.problems) == 1
+    # a broken record can be replaced
+    assert assets.add_asset(Scope(ws), "f", src, replace=True).action == "replaced"
     record_path.write_text(text.replace("schema_version: 1", "schema_version: 99"))
     with pytest.raises(SchemaVersionError):
         assets.load_asset(Scope(ws), "f")
-    # a broken record can be replaced
-    assert assets.add_asset(Scope(ws), "f", src, replace=True).action == "replaced"
+    # a newer one never is: this molexp cannot know what it would lose
+    newer = record_path.read_bytes()
+    with pytest.raises(SchemaVersionError):
+        assets.add_asset(Scope(ws), "f", src, replace=True)
+    assert record_path.read_bytes() == newer
 
 
 def test_resolution_order_and_suggestions(ws: Workspace, tmp_path: Path) -> None:

@@ -39,7 +39,7 @@ def on_disk(run: Run) -> dict[str, Any]:
 
 def open_here(run: Run, **options: Any) -> dict[str, Any]:
     """Open an attempt under the run's lock, as `execute_run` does."""
-    got = locks.acquire(run.dir, "run")
+    got = locks.acquire(run.dir, "run", root=run.experiment.workspace.root)
     try:
         run.reload()
         return lifecycle.open_attempt(run, RunOptions(cwd=run.dir.parent, **options))
@@ -138,7 +138,7 @@ class _Held:
         self.run = run
 
     def __enter__(self) -> locks.RunLock:
-        self.got = locks.acquire(self.run.dir, "run")
+        self.got = locks.acquire(self.run.dir, "run", root=self.run.experiment.workspace.root)
         return self.got
 
     def __exit__(self, *exc: object) -> None:

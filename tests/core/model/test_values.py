@@ -183,6 +183,14 @@ def test_parse_value(text: str, expected: Any) -> None:
     assert same(parse_value(text), expected)
 
 
+def test_an_alias_bomb_on_the_command_line_is_refused() -> None:
+    levels = ["&a0 [x, x, x, x, x, x, x, x, x]"] + [
+        f"&a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 8)
+    ]
+    with pytest.raises(UsageError, match=r"refused: its aliases expand .* alias bomb"):
+        parse_value("[" + ", ".join(levels) + "]")
+
+
 def _docs_value_table() -> list[tuple[str, str]]:
     """The rows of the value table in docs/profiles.md: (given, repr of the value)."""
     doc = ROOT / "docs" / "profiles.md"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 import pytest
@@ -10,7 +11,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from molexp.core.model.yaml12 import dump_yaml, load_yaml
+from molexp.core.model.yaml12 import ALIAS_BUDGET, ALIAS_RATIO, dump_yaml, load_yaml
 from molexp.errors import UsageError
 
 
@@ -131,6 +132,49 @@ def test_load_yaml_refuses_non_utf8_bytes() -> None:
         load_yaml(b"a: 1\nb: \xff\n", "x.yaml")
 
 
+def alias_bomb(levels: int = 9, width: int = 9) -> str:
+    """``levels`` levels of ``width`` aliases each: ``width ** levels`` leaves."""
+    lines = ["a0: &a0 [" + ", ".join(["x"] * width) + "]"]
+    for i in range(1, levels):
+        lines.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * width) + "]")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("levels", [6, 7, 9])
+def test_an_alias_bomb_is_refused_at_once(levels: int) -> None:
+    started = time.monotonic()
+    with pytest.raises(UsageError) as info:
+        load_yaml(alias_bomb(levels), "molcfg.yaml")
+    assert time.monotonic() - started < 1.0
+    message = str(info.value)
+    assert (
+        message.startswith("molcfg.yaml: refused: its aliases expand") and "alias bomb" in message
+    )
+    assert "\n" not in message
+
+
+def test_aliases_and_merge_keys_within_the_budget_are_fine() -> None:
+    assert load_yaml(alias_bomb(4), "t.yaml")["a3"][0][0][0] == ["x"] * 9  # 9**4 leaves
+    text = "base: &b {lr: 1, opt: adam}\n" + "".join(
+        f"p{i}: {{<<: *b, seed: {i}}}\n" for i in range(2000)
+    )
+    data = load_yaml(text, "t.yaml")
+    assert data["p1999"] == {"lr": 1, "opt": "adam", "seed": 1999}
+
+
+def test_a_large_document_without_aliases_is_never_counted_as_a_bomb() -> None:
+    text = "".join(f"k{i}: [{i}, {i}, {i}]\n" for i in range(60_000))  # 300k nodes
+    assert len(load_yaml(text, "t.yaml")) == 60_000
+
+
+def test_the_budget_grows_with_the_document() -> None:
+    # 20,000 aliases of a 9-element list add 200,000 nodes to a ~20,000-node file:
+    # over the absolute budget, within ten times the document.
+    text = "a: &a [1, 2, 3, 4, 5, 6, 7, 8, 9]\nb: [" + ", ".join(["*a"] * 20_000) + "]\n"
+    assert len(load_yaml(text, "t.yaml")["b"]) == 20_000
+    assert ALIAS_RATIO * 20_000 > ALIAS_BUDGET
+
+
 # --- dump_yaml --------------------------------------------------------------------
 
 MUST_STAY_STRINGS = [
@@ -214,5 +258,3 @@ def test_dump_yaml_output_is_block_style(data: Any) -> None:
     out = dump_yaml(data)
     if data:  # an empty collection can only be written as [] or {}
         assert not out.startswith(("[", "{"))
-
-

@@ -74,8 +74,8 @@ def test_tags_and_notes_leave_every_shared_id_unchanged(case: dict[str, Any], tm
 def test_queued_changes_fold_once_and_the_queue_is_removed(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    annotation.queue(run_dir, annotation.change(add=["a"]))
-    annotation.queue(run_dir, annotation.change(remove=["a"], add=["b"], note="n"))
+    annotation.queue(run_dir, annotation.change(add=["a"]), tmp_path)
+    annotation.queue(run_dir, annotation.change(remove=["a"], add=["b"], note="n"), tmp_path)
     (run_dir / annotation.QUEUE_DIR / "0-broken.json").write_text("{not json")
     seen = annotation.with_pending({}, run_dir)
     assert seen["tags"] == ["b"] and seen["notes"][0]["text"] == "n"

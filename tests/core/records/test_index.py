@@ -262,7 +262,7 @@ def test_a_running_record_whose_owner_is_gone_is_reported_interrupted(
     path = by_replica(lab, 0)
     record = json.loads(path.read_bytes())
     record["status"] = record["attempts"][-1]["status"] = "running"
-    store.write_json(path, record)
+    store.write_json(path, record, root=lab)
     for _ in range(2):  # once to index it, once from the index
         (shown,) = [r for r in json.loads(cli("ls", "--format", "json").stdout)
                     if r["id"] == path.parent.name]  # fmt: skip
@@ -351,7 +351,7 @@ def test_a_queued_slurm_run_is_judged_by_asking_slurm(
     record["attempts"].append(
         {"n": 2, "status": "queued", "executor": "slurm", "scheduler_job_id": "4242_0"}
     )
-    store.write_json(path, record)
+    store.write_json(path, record, root=lab)
     expected = "queued" if queue else "cancelled"
     for _ in range(2):  # once reading the changed record, once with it indexed
         (shown,) = [r for r in json.loads(cli("ls", "--format", "json").stdout)

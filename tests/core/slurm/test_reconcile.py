@@ -40,7 +40,7 @@ def test_verdict_of_a_queued_run(tmp_path: Path) -> None:
 def test_verdict_of_a_running_run(tmp_path: Path) -> None:
     from molexp.core.store import lock
 
-    held = lock.acquire(tmp_path)  # this live process owns it
+    held = lock.acquire(tmp_path, root=tmp_path)  # this live process owns it
     try:
         done = QueueView({"7_0": "FAILED"})
         assert slurm.verdict(_record("running"), tmp_path, done)[0] == "running"

@@ -110,7 +110,7 @@ def test_a_run_claimed_meanwhile_keeps_its_record_and_its_task_is_cancelled(
     log = tmp_path / "calls"
     fake_slurm(fake_tool, log)
     busy = ensure_run(exp, specs[1])
-    got = locks.acquire(busy.dir, "run")
+    got = locks.acquire(busy.dir, "run", root=exp.workspace.root)
     try:
         sub = slurm.submit(exp, specs, options(exp), [])
     finally:

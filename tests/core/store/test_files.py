@@ -17,8 +17,8 @@ from molexp.errors import CorruptRecordError, SchemaVersionError
 def test_atomic_write_uses_umask_and_leaves_no_temp(tmp_path: Path) -> None:
     old = os.umask(0o002)
     try:
-        store.write_json(tmp_path / "r.json", {"schema_version": 1})
-        store.write_json(tmp_path / "r.json", {"schema_version": 1, "x": 2})
+        store.write_json(tmp_path / "r.json", {"schema_version": 1}, root=tmp_path)
+        store.write_json(tmp_path / "r.json", {"schema_version": 1, "x": 2}, root=tmp_path)
     finally:
         os.umask(old)
     mode = stat.S_IMODE((tmp_path / "r.json").stat().st_mode)
@@ -28,8 +28,8 @@ def test_atomic_write_uses_umask_and_leaves_no_temp(tmp_path: Path) -> None:
 
 
 def test_create_exclusive_never_replaces(tmp_path: Path) -> None:
-    assert store.create_exclusive(tmp_path / "a", b"one")
-    assert not store.create_exclusive(tmp_path / "a", b"two")
+    assert store.create_exclusive(tmp_path / "a", b"one", root=tmp_path)
+    assert not store.create_exclusive(tmp_path / "a", b"two", root=tmp_path)
     assert (tmp_path / "a").read_bytes() == b"one"
     assert store.leftover_temp_files(tmp_path) == []
 
