@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from molexp.core.model.identity import normalise
 from molexp.core.model.names import NAME_PATTERN, is_valid_name, validate_name
 from molexp.core.model.values import parse_assignment, parse_grid, parse_value
 from molexp.errors import InvalidNameError, UsageError
-from tests.conftest import Cli, molexp_exe
+from tests.conftest import Cli, molexp_exe, snapshot
 from tests.reliability.conftest import proc_env, records_snapshot
 
 LONG = "x" * 100_000
@@ -74,10 +75,39 @@ class Case:
     id: str
     argv: tuple[str, ...]
     needs: str | None = None  # a command added by another issue: skipped if absent
+    setup: str | None = None  # a change to the workspace first (SETUPS)
 
 
-def c(case_id: str, *argv: str, needs: str | None = None) -> Case:
-    return Case(case_id, argv, needs)
+def c(case_id: str, *argv: str, needs: str | None = None, setup: str | None = None) -> Case:
+    return Case(case_id, argv, needs, setup)
+
+
+def _link_out(workspace: Path, outside: Path, rel: str) -> None:
+    """Move ``rel`` (if it exists) out of the workspace and leave a symlink to it."""
+    target = outside / rel.replace("/", "_")
+    here = workspace / rel
+    if here.exists():
+        here.rename(target)
+    else:
+        target.mkdir()
+    here.parent.mkdir(parents=True, exist_ok=True)
+    here.symlink_to(target)
+
+
+def _newer(workspace: Path, rel: str) -> None:
+    path = workspace / rel
+    path.write_text(path.read_text().replace("schema_version: 1", "schema_version: 99"))
+
+
+# Changes made to the workspace before a case runs: name -> f(workspace, outside).
+SETUPS: dict[str, Callable[[Path, Path], None]] = {
+    "projects-linked-out": lambda ws, out: _link_out(ws, out, "projects"),
+    "runs-linked-out": lambda ws, out: _link_out(ws, out, "projects/P/experiments/E/runs"),
+    "project-assets-linked-out": lambda ws, out: _link_out(ws, out, "projects/P/assets"),
+    "workspace-assets-linked-out": lambda ws, out: _link_out(ws, out, "assets"),
+    "project-newer": lambda ws, out: _newer(ws, "projects/P/project.yaml"),
+    "workspace-newer": lambda ws, out: _newer(ws, "workspace.yaml"),
+}
 
 
 CASES: list[Case] = [
@@ -216,6 +246,38 @@ CASES: list[Case] = [
     c("export-unknown", "export", "Nope", "-o", "{in}/out.tar.gz", needs="export"),
     c("import-missing", "import", "{in}/nope.tar.gz", needs="import"),
     c("import-not-a-tarball", "import", "{in}/not-a-tarball.tar.gz", needs="import"),
+    # writes through a symlink out of the workspace, and under a newer record
+    c("import-projects-linked-out", "import", "{in}/bundle.tar.gz", setup="projects-linked-out"),
+    c("import-runs-linked-out", "import", "{in}/bundle.tar.gz", setup="runs-linked-out"),
+    c("import-alias-bomb", "import", "{in}/alias-bomb.tar.gz"),
+    c("import-under-newer-project", "import", "{in}/bundle.tar.gz", setup="project-newer"),
+    c("run-runs-linked-out", "run", "P/E", "-r", "1", setup="runs-linked-out"),
+    c("run-under-newer-project", "run", "P/E", "-r", "1", setup="project-newer"),
+    c("experiment-under-newer-project", "experiment", "create", "P/E2", setup="project-newer"),
+    c("project-under-newer-workspace", "project", "create", "Q", setup="workspace-newer"),
+    c(
+        "assets-add-project-linked-out",
+        "assets", "add", "P", "data", "{in}/data.txt",
+        setup="project-assets-linked-out",
+    ),  # fmt: skip
+    c(
+        "assets-add-workspace-linked-out",
+        "assets", "add", ".", "data", "{in}/data.txt",
+        setup="workspace-assets-linked-out",
+    ),  # fmt: skip
+    c("assets-add-under-newer-project", "assets", "add", "P", "d", "{in}/data.txt", setup="project-newer"),
+    c("tag-under-newer-project", "tag", "P/E", "+keep", needs="tag", setup="project-newer"),
+    c("tag-run-linked-out", "tag", "P/E/{run_id}", "+keep", needs="tag", setup="runs-linked-out"),
+    c("note-under-newer-project", "note", "P", "text", needs="note", setup="workspace-newer"),
+    c("tag-unknown", "tag", "Nope", "+keep", needs="tag"),
+    c("tag-bad-tag", "tag", "P/E", "+bad tag", needs="tag"),
+    c("tag-traversal", "tag", "P/E", "+../x", needs="tag"),
+    c("tag-no-ref", "tag", "+keep", needs="tag"),
+    c("tag-short-prefix", "tag", "ab", "+keep", needs="tag"),
+    c("tag-control-char", "tag", "P/E", "+a\x1b", needs="tag"),
+    c("note-unknown", "note", "Nope", "text", needs="note"),
+    c("note-no-text", "note", "P/E", needs="note"),
+    c("note-nul", "note", "P/E", "a\x00b", needs="note"),
 ]
 
 
@@ -270,7 +332,44 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
         assert made.exit_code == 0, made.output
         ran = cli("run", "P/E", "--replica", "0", "--json")
         assert ran.exit_code == 0, ran.output
+        bundle = root.parent / "bundle.tar.gz"
+        assert cli("export", "P/E", "-o", str(bundle)).exit_code == 0
+    replace_member(
+        bundle,
+        root.parent / "alias-bomb.tar.gz",
+        "projects/P/experiments/E/experiment.yaml",
+        (root / "projects/P/experiments/E/experiment.yaml").read_bytes() + alias_bomb(top="x"),
+    )
+    shutil.rmtree(root / ".molexp", ignore_errors=True)
     return root, str(json.loads(ran.stdout)["id"])
+
+
+def replace_member(src: Path, dst: Path, name: str, data: bytes) -> None:
+    """Copy the bundle ``src`` to ``dst`` with member ``name`` holding ``data``,
+    its manifest entry updated to match (a well-formed bundle with hostile content)."""
+    import io
+    import tarfile
+
+    from molexp.core.bundle.manifest import MANIFEST, Hasher
+
+    hasher = Hasher()
+    hasher.update(data)
+    with tarfile.open(src, "r:gz") as tin, tarfile.open(dst, "w:gz", format=tarfile.PAX_FORMAT) as tout:
+        for member in tin:
+            body = tin.extractfile(member).read() if member.isreg() else None  # type: ignore[union-attr]
+            if member.name == name:
+                body = data
+            elif member.name == MANIFEST:
+                manifest = json.loads(body or b"{}")
+                for entry in manifest["files"]:
+                    if entry["path"] == name:
+                        entry.update(size=hasher.size, hash=hasher.digest)
+                body = json.dumps(manifest).encode()
+            if body is not None:
+                member.size = len(body)
+                tout.addfile(member, io.BytesIO(body))
+            else:
+                tout.addfile(member)
 
 
 @pytest.fixture
@@ -285,6 +384,9 @@ def bad_ws(
     inputs.mkdir()
     for name, data in FILES.items():
         (inputs / name).write_bytes(data)
+    for bundle in ("bundle.tar.gz", "alias-bomb.tar.gz"):
+        shutil.copy(template[0].parent / bundle, inputs / bundle)
+    (tmp_path / "outside").mkdir()
     return workspace, {"in": str(inputs), "run_id": template[1]}
 
 
@@ -301,11 +403,17 @@ def test_bad_input_is_refused_cleanly_and_changes_nothing(
     bad_ws: tuple[Path, dict[str, str]], cli: Cli, case: Case
 ) -> None:
     workspace, where = bad_ws
-    before = records_snapshot(workspace)
+    outside = workspace.parent / "outside"
+    if case.setup is not None:
+        SETUPS[case.setup](workspace, outside)
+    before, before_outside = records_snapshot(workspace), snapshot(outside)
     argv = [arg.format(**where) if "{" in arg else arg for arg in case.argv]
+    started = time.monotonic()
     res = cli(*argv)
     check_refusal(res.exit_code, res.stderr)
+    assert time.monotonic() - started < 10, "a refusal should be quick"
     assert records_snapshot(workspace) == before, "the workspace changed"
+    assert snapshot(outside) == before_outside, "molexp wrote outside the workspace"
     assert not (Path(where["in"]) / "new-ws").exists()
 
 

@@ -228,7 +228,7 @@ def _add(
             raise _conflict(existing, content)
 
     root = scope.workspace.root
-    store.make_dirs(root, scope.assets_dir)
+    store.make_dirs(root, scope.assets_dir, durable=True)
     staging = _make_temp_dir(scope.assets_dir, name)
     data = staging / DATA_DIR if kind == "dir" else staging / DATA_DIR / (src.name or name)
     moved_in: Path | None = None  # set while the user's own data sits in the staging folder

@@ -190,7 +190,7 @@ def _tree_files(top: Path) -> dict[str, Path]:
 def _place_file(root: Path, src: Path, dest: Path) -> bool:
     """Link ``src`` to ``dest`` (inside ``root``) unless ``dest`` exists; return
     whether it was placed."""
-    store.make_dirs(root, dest.parent)
+    store.make_dirs(root, dest.parent, durable=True)
     store.ensure_inside(root, dest)
     try:
         if src.is_symlink():
@@ -260,7 +260,7 @@ class _Importer:
             if self.dry_run:
                 self.report.imported.append(item)
                 return
-            store.make_dirs(self.ws.root, dest.parent)
+            store.make_dirs(self.ws.root, dest.parent, durable=True)
             store.ensure_inside(self.ws.root, dest)
             try:
                 os.rename(src, dest)

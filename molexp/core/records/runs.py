@@ -251,7 +251,7 @@ def create_run(
     record = new_record(exp, rid, merged, 0, exp.seed_for(0), None, {}, "random")
     exp.check_writable()
     root = exp.workspace.root
-    store.make_dirs(root, exp.runs_dir / rid)
+    store.make_dirs(root, exp.runs_dir / rid, durable=True)
     if not store.create_exclusive(exp.runs_dir / rid / RUN_FILE, store.dumps_json(record), root=root):
         raise UsageError(f"run {exp.ref}/{rid} already exists")
     return Run(exp, rid, record)
@@ -278,7 +278,7 @@ def ensure_run(exp: Experiment, spec: RunSpec, durable_entry: bool = True) -> Ru
         )
     record = record_for(exp, spec)
     exp.check_writable()
-    store.make_dirs(exp.workspace.root, run_dir)  # its entry in runs/ is fsynced
+    store.make_dirs(exp.workspace.root, run_dir, durable=True)  # its entry in runs/ too
     if store.create_exclusive(
         path, store.dumps_json(record), durable_entry=durable_entry, root=exp.workspace.root
     ):

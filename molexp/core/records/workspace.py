@@ -134,7 +134,7 @@ class Workspace:
                 "Choose another directory for the molexp workspace.",
             )
         ws_name = validate_name(name if name is not None else self.root.name, "workspace")
-        store.make_dirs(self.root, self.root)
+        store.make_dirs(self.root, self.root, durable=True)
         record = {
             "kind": WORKSPACE_KIND,
             "schema_version": store.SCHEMA_VERSION,
@@ -243,7 +243,7 @@ class Project:
         for tag in tags:
             validate_name(tag, "tag")
         self.workspace.check_writable()
-        store.make_dirs(self.workspace.root, self.path)
+        store.make_dirs(self.workspace.root, self.path, durable=True)
         record = {
             "schema_version": store.SCHEMA_VERSION,
             "name": self.name,
@@ -336,7 +336,7 @@ class Project:
         source = base / workflow_source if workflow_source else base
         wanted["git"] = capture(source).summary()
         wanted["created_at"] = store.now_iso()
-        store.make_dirs(self.workspace.root, exp.path)
+        store.make_dirs(self.workspace.root, exp.path, durable=True)
         from molexp.core.model.yaml12 import dump_yaml
 
         if not store.create_exclusive(

@@ -190,13 +190,14 @@ def append_line(path: Path, line: bytes, *, root: Path) -> None:
         os.close(fd)
 
 
-def make_dirs(root: Path, path: Path) -> Path:
+def make_dirs(root: Path, path: Path, durable: bool = False) -> Path:
     """Create the directory ``path`` and its missing parents, refused (before
     anything is created) unless it stays inside ``root``; return it resolved.
 
-    Each directory created is made durable in its parent (``fsync`` of the
-    parent), so a new run or experiment directory survives a crash together with
-    the record written into it.
+    ``durable`` makes each directory created durable in its parent (``fsync`` of
+    the parent), so a new project, experiment or run directory survives a crash
+    of the machine together with the record written into it; folders inside a
+    run (attempts, artifacts) become durable with the attempt's outcome instead.
     """
     real = ensure_inside(root, path)
     missing: list[Path] = []
@@ -211,7 +212,8 @@ def make_dirs(root: Path, path: Path) -> Path:
             if not os.path.isdir(directory):
                 raise
             continue
-        fsync_dir(directory.parent)
+        if durable:
+            fsync_dir(directory.parent)
     if not missing and not os.path.isdir(real):
         raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(path))
     return real

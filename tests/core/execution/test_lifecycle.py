@@ -37,6 +37,12 @@ def on_disk(run: Run) -> dict[str, Any]:
     return record
 
 
+def close_here(run: Run, *args: Any) -> bool:
+    """``close_stale`` under the run's lock, as its callers do."""
+    with locks.acquire(run.dir, "doctor", root=run.experiment.workspace.root):
+        return lifecycle.close_stale(run, *args)
+
+
 def open_here(run: Run, **options: Any) -> dict[str, Any]:
     """Open an attempt under the run's lock, as `execute_run` does."""
     got = locks.acquire(run.dir, "run", root=run.experiment.workspace.root)
@@ -52,7 +58,7 @@ def test_attempts_are_numbered_one_more_than_the_highest(run: Run) -> None:
     assert lifecycle.next_number({"attempts": [{"n": 1}, {"n": 3}, {"n": 2}]}) == 4
     first = open_here(run)
     assert first["n"] == 1 and first["status"] == "running"
-    assert lifecycle.close_stale(run, "gone")
+    assert close_here(run, "gone")
     second = open_here(run)
     assert second["n"] == 2
     assert [a["n"] for a in on_disk(run)["attempts"]] == [1, 2]
@@ -109,7 +115,7 @@ def test_the_task_continues_the_queued_attempt(run: Run) -> None:
 def test_a_requeued_task_opens_the_next_attempt(run: Run) -> None:
     lifecycle.enqueue(run, "7_0", RunOptions(cwd=run.dir.parent), SUBMISSION)
     open_here(run, executor="slurm-task", scheduler_job_id="7_0")
-    assert lifecycle.close_stale(run, "node lost")  # what the next start finds first
+    assert close_here(run, "node lost")  # what the next start finds first
     again = open_here(run, executor="slurm-task", scheduler_job_id="7_0")
     assert again["n"] == 2 and again["scheduler_job_id"] == "7_0"
     assert [a["status"] for a in on_disk(run)["attempts"]] == ["interrupted", "running"]
@@ -173,7 +179,7 @@ def test_close_stale_of_a_running_and_a_queued_attempt(experiment: Experiment) -
     running = create_run(experiment)
     open_here(running)
     (running.dir / lifecycle.RESULTS_FILE).write_text('{"loss": 0.25}')
-    assert lifecycle.close_stale(running)
+    assert close_here(running)
     record = on_disk(running)
     assert record["status"] == "interrupted"
     assert record["attempts"][0]["error"] == "its process ended without recording an outcome"
@@ -181,13 +187,13 @@ def test_close_stale_of_a_running_and_a_queued_attempt(experiment: Experiment) -
 
     queued = create_run(experiment)
     lifecycle.enqueue(queued, "9_0", RunOptions(cwd=queued.dir.parent), SUBMISSION)
-    assert lifecycle.close_stale(queued, "its SLURM job left the queue")
+    assert close_here(queued, "its SLURM job left the queue")
     attempt = on_disk(queued)["attempts"][0]
     assert attempt["status"] == "cancelled" and attempt["error"] == "its SLURM job left the queue"
 
-    assert not lifecycle.close_stale(queued, "twice")  # finished: nothing to close
+    assert not close_here(queued, "twice")  # finished: nothing to close
     pending = create_run(experiment)
-    assert not lifecycle.close_stale(pending)
+    assert not close_here(pending)
 
 
 def test_require_command_is_the_one_check(run: Run, experiment: Experiment) -> None:

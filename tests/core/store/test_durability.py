@@ -26,16 +26,27 @@ def test_an_executed_run_makes_four_fsyncs_and_ends_durable(
     workspace: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert cli("project", "create", "p").exit_code == 0
-    assert cli("experiment", "create", "p/e", "--command", "true").exit_code == 0
+    assert cli("experiment", "create", "p/e", "--replicas", "2", "--command", "true").exit_code == 0
     seen = _fsynced(monkeypatch)
-    assert cli("run", "p/e").exit_code == 0
-    (run_dir,) = (workspace / "projects/p/experiments/e/runs").iterdir()
-    # new record data, running data, outcome data (temporary files of run.json),
-    # then the run directory: nothing else (not the lock, not params/config).
-    assert len(seen) == 4, seen
-    assert all(Path(p).parent == run_dir.resolve() for p in seen[:3]), seen
-    assert all(Path(p).name.startswith(".tmp-") for p in seen[:3]), seen
-    assert Path(seen[3]) == run_dir.resolve()
+    assert cli("run", "p/e", "-r", "0").exit_code == 0
+    exp_dir = workspace / "projects/p/experiments/e"
+    (run_dir,) = (exp_dir / "runs").iterdir()
+    # A new directory's entry in its parent (the experiment's runs/, the run's
+    # own directory in it), then new record data, running data, outcome data
+    # (temporary files of run.json), then the run directory: nothing else (not
+    # the lock, not params/config, not the attempt's folders).
+    assert [Path(p) for p in seen[:2]] == [exp_dir.resolve(), (exp_dir / "runs").resolve()]
+    rest = seen[2:]
+    assert len(rest) == 4, seen
+    assert all(Path(p).parent == run_dir.resolve() for p in rest[:3]), seen
+    assert all(Path(p).name.startswith(".tmp-") for p in rest[:3]), seen
+    assert Path(rest[3]) == run_dir.resolve()
+    seen.clear()
+    assert cli("run", "p/e", "-r", "1").exit_code == 0  # runs/ exists: one entry fsync
+    assert len(seen) == 5 and Path(seen[0]) == (exp_dir / "runs").resolve(), seen
+    seen.clear()
+    assert cli("run", "p/e", "-r", "1", "--force").exit_code == 0  # nothing new
+    assert len(seen) == 3, seen  # running data, outcome data, the run directory
 
 
 def test_a_run_created_without_running_is_durable_at_once(

@@ -128,10 +128,11 @@ def test_new_directories_are_made_durable_in_their_parents(
 ) -> None:
     synced: list[Path] = []
     monkeypatch.setattr(store, "fsync_dir", lambda d: synced.append(Path(d)))
-    store.make_dirs(tmp_path, tmp_path / "runs" / "abc")
+    store.make_dirs(tmp_path, tmp_path / "runs" / "abc", durable=True)
     assert synced == [tmp_path, tmp_path / "runs"]
     synced.clear()
-    store.make_dirs(tmp_path, tmp_path / "runs" / "abc")  # nothing new, nothing to sync
+    store.make_dirs(tmp_path, tmp_path / "runs" / "abc", durable=True)  # nothing new
+    store.make_dirs(tmp_path, tmp_path / "runs" / "abc" / "attempts" / "1")  # not durable
     assert synced == []
     (tmp_path / "file").write_text("x")
     with pytest.raises(NotADirectoryError):
