@@ -237,6 +237,10 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
             "Add (+TAG) and remove (-TAG) tags of runs, experiments or projects."),
     "note": ("molexp.cli.note", "note", "command",
              "Add a note (stamped now) to a run, an experiment or a project."),
+    "ui": ("molexp.cli.ui", "ui", "command",
+           "Serve a web view of the workspace until Ctrl-C; prints its URL."),
+    "report": ("molexp.cli.ui", "report", "command",
+               "Write an experiment's runs, aggregate and plot into one self-contained HTML file."),
     "run-task": ("molexp.cli.slurm", "run_task", "hidden",
                  "Run one queued run inside its SLURM array task (written into batch scripts)."),
 }

@@ -1,0 +1,556 @@
+"""The JSON each page of the web view reads, from the core's own functions.
+
+Each ``*_view(ws, query)`` takes the parsed query string of a request and makes
+the core call the matching command makes (`ls`, `show`, `compare --aggregate`,
+`metrics`, `logs`, `assets show`), then shapes the answer for a page.  Nothing
+here interprets a condition, sorts by a rule of its own, averages replicas or
+writes a record: the query grammar, the aggregation and the writing of tags and
+notes are the core's.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from molexp.core.records.workspace import Workspace
+from molexp.errors import MolexpError, UsageError
+
+Query = dict[str, list[str]]
+
+PAGE_SIZE = 100
+MAX_PAGE = 100_000
+LOG_TAIL = 64 * 1024  # bytes of a log shown at first
+LOG_CHUNK = 256 * 1024  # bytes of a log sent at most per request
+
+
+# --- reading the query string ----------------------------------------------------
+
+
+def _one(query: Query, key: str, default: str | None = None) -> str | None:
+    values = query.get(key)
+    return values[-1] if values else default
+
+
+def _many(query: Query, key: str) -> list[str]:
+    return [v for v in query.get(key, []) if v.strip()]
+
+
+def _int(query: Query, key: str, default: int, low: int, high: int) -> int:
+    text = _one(query, key)
+    if text is None or text == "":
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise UsageError(f"{key}={text!r}: give a whole number") from None
+    if not low <= value <= high:
+        raise UsageError(f"{key}={value}: give a number from {low} to {high}")
+    return value
+
+
+def _need(query: Query, key: str) -> str:
+    value = _one(query, key)
+    if not value:
+        raise UsageError(f"the request needs ?{key}=")
+    return value
+
+
+def _problems(problems: Iterable[BaseException]) -> list[str]:
+    return [str(p).splitlines()[0] for p in problems]
+
+
+# --- the workspace page ------------------------------------------------------------
+
+
+def workspace_view(ws: Workspace, query: Query) -> dict[str, Any]:
+    """Projects and their experiments, each with its runs counted by status."""
+    from molexp.core.views import catalog
+    from molexp.core.views.listing import select
+
+    projects = catalog.projects(ws)
+    experiments = catalog.experiments(ws)
+    selection = select(ws)
+    counts: dict[tuple[str, str], dict[str, int]] = {}
+    totals: dict[str, int] = {}
+    for row in selection.rows:
+        by_status = counts.setdefault((row.project, row.experiment), {})
+        by_status[row.status] = by_status.get(row.status, 0) + 1
+        totals[row.status] = totals.get(row.status, 0) + 1
+    out: list[dict[str, Any]] = []
+    by_name: dict[str, dict[str, Any]] = {}
+    for record in projects.rows:
+        entry = {
+            "name": record.get("name"),
+            "description": record.get("description") or "",
+            "tags": record.get("tags") or [],
+            "experiments": [],
+        }
+        by_name[str(record.get("name"))] = entry
+        out.append(entry)
+    for record in experiments.rows:
+        project = by_name.get(str(record.get("project")))
+        if project is None:
+            continue
+        by_status = counts.get((str(record.get("project")), str(record.get("name"))), {})
+        project["experiments"].append({
+            "name": record.get("name"),
+            "ref": f"{record.get('project')}/{record.get('name')}",
+            "description": record.get("description") or "",
+            "params": record.get("params") or {},
+            "replicas": record.get("replicas"),
+            "tags": record.get("tags") or [],
+            "runs": sum(by_status.values()),
+            "by_status": by_status,
+        })  # fmt: skip
+    return {
+        "name": ws.name,
+        "root": str(ws.root),
+        "projects": out,
+        "by_status": totals,
+        "runs": len(selection.rows),
+        "problems": _problems([*projects.problems, *experiments.problems, *selection.problems]),
+    }
+
+
+# --- the runs table ------------------------------------------------------------------
+
+ROW_FIELDS = ("id", "status", "replica", "seed", "profile", "created_at", "updated_at")
+
+
+def _values(summary: dict[str, Any]) -> dict[str, Any]:
+    """The cells of a run's params, results and last metrics, by dotted column name."""
+    from molexp.core.views.compare import flatten
+
+    out: dict[str, Any] = {}
+    for section in ("params", "results", "metrics"):
+        data = summary.get(section)
+        if isinstance(data, dict):
+            out.update(flatten(data, section))
+    return out
+
+
+def table_row(ref: str, summary: dict[str, Any]) -> dict[str, Any]:
+    """One row of the runs table from a run's summary (see ``index.summarise``)."""
+    last = summary.get("last_attempt") or {}
+    row: dict[str, Any] = {"ref": ref, "experiment": ref.rsplit("/", 1)[0]}
+    row.update((k, summary.get(k)) for k in ROW_FIELDS)
+    row.update({
+        "values": _values(summary),
+        "tags": summary.get("tags") or [],
+        "attempts": summary.get("attempt_count"),
+        "duration": last.get("duration"),
+        "exit_code": last.get("exit_code"),
+        "host": last.get("host"),
+        "executor": last.get("executor"),
+    })  # fmt: skip
+    if summary.get("status_reason"):
+        row["status_reason"] = summary["status_reason"]
+    return row
+
+
+def _columns(summaries: Iterable[dict[str, Any]]) -> tuple[list[str], dict[str, Any]]:
+    """The value columns of a selection (params, then results, then metrics, each in
+    first-seen order) and the params that are the same in every run (hidden)."""
+    from molexp.core.views.compare import _same_key
+
+    seen: dict[str, None] = {}
+    first: dict[str, str] = {}
+    varying: set[str] = set()
+    sample: dict[str, Any] = {}
+    count = 0
+    for summary in summaries:
+        count += 1
+        values = _values(summary)
+        for key, value in values.items():
+            seen.setdefault(key, None)
+            if key.startswith("params.") and key not in varying:
+                text = _same_key(value)
+                if key not in first:
+                    first[key], sample[key] = text, value
+                    if count > 1:
+                        varying.add(key)  # missing from an earlier run
+                elif first[key] != text:
+                    varying.add(key)
+        for key in first:
+            if key not in values:
+                varying.add(key)
+    order = {"params": 0, "results": 1, "metrics": 2}
+    columns = sorted(seen, key=lambda c: order.get(c.split(".", 1)[0], 3))
+    constant = {k: sample[k] for k in first if k not in varying} if count > 1 else {}
+    return [c for c in columns if c not in constant], constant
+
+
+def runs_view(ws: Workspace, query: Query) -> dict[str, Any]:
+    """The runs table of a workspace, project or experiment: ``ref``, ``status``
+    (repeatable), ``tag`` (repeatable), ``where`` (repeatable, SPEC §15), ``sort``
+    (``KEY`` or ``-KEY``), ``offset``, ``limit``.  ``counts`` are by status
+    before the status filter (what each status button would show)."""
+    from molexp.core.views.listing import select_ref
+
+    ref = _one(query, "ref") or None
+    statuses = _many(query, "status")
+    where = [*_many(query, "where"), *(f"tags={t}" for t in _many(query, "tag"))]
+    offset = _int(query, "offset", 0, 0, 10**9)
+    limit = _int(query, "limit", PAGE_SIZE, 0, MAX_PAGE)
+    from molexp.core.records.runs import STATUSES
+
+    for status in statuses:
+        if status not in STATUSES:
+            raise UsageError(f"unknown status {status!r}; use one of: {', '.join(STATUSES)}")
+    selection = select_ref(ws, ref, (), where)
+    counts: dict[str, int] = {}
+    for row in selection.rows:
+        counts[row.status] = counts.get(row.status, 0) + 1
+    rows = [r for r in selection.rows if not statuses or r.status in statuses]
+    summaries = _summaries(rows, selection.problems)
+    columns, constant = _columns(s for s in summaries if s is not None)
+    order = list(range(len(rows)))
+    sort = _one(query, "sort") or ""
+    if sort:
+        order = _sorted(order, [s or {} for s in summaries], sort)
+    page = [(rows[i], summaries[i]) for i in order[offset : offset + limit]]
+    tags = sorted({t for s in summaries if s for t in (s.get("tags") or []) if isinstance(t, str)})
+    return {
+        "ref": ref or ".",
+        "total": len(rows),
+        "counts": counts,
+        "offset": offset,
+        "limit": limit,
+        "sort": sort,
+        "columns": columns,
+        "constant": constant,
+        "tags": tags,
+        "rows": [table_row(r.ref, s) for r, s in page if s is not None],
+        "problems": _problems(selection.problems),
+    }
+
+
+def _summaries(rows: Sequence[Any], problems: list[MolexpError]) -> list[dict[str, Any] | None]:
+    out: list[dict[str, Any] | None] = []
+    for row in rows:
+        try:
+            out.append(row.summary())
+        except MolexpError as exc:
+            problems.append(exc)
+            out.append(None)
+    return out
+
+
+SORT_ALIASES = {"run": "id", "attempts": "attempt_count"}
+
+
+def _sorted(order: list[int], summaries: list[dict[str, Any]], spec: str) -> list[int]:
+    """``order`` by the sort key ``spec`` (``-`` prefix: descending), with the core's
+    ordering of values (numbers, then texts, ...; missing last either way)."""
+    from molexp.core.views.compare import sort_rows
+
+    descending = spec.startswith("-")
+    key = spec[1:] if descending else spec
+    key = SORT_ALIASES.get(key, key)
+    if not key:
+        raise UsageError("sort '-': give a column name after '-'")
+    rows = []
+    for i in order:
+        s = summaries[i]
+        value = _sort_value(s, key)
+        rows.append({"i": i, key: value})
+    ranked = sort_rows(rows, [("-" if descending else "") + key], [])
+    return [r["i"] for r in ranked]
+
+
+def _sort_value(summary: dict[str, Any], key: str) -> Any:
+    from molexp.core.views.compare import MISSING
+
+    last = summary.get("last_attempt") or {}
+    if key in ("duration", "host", "exit_code", "executor"):
+        return last.get(key, MISSING)
+    node: Any = summary
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return MISSING
+        node = node[part]
+    return node
+
+
+# --- the experiment page --------------------------------------------------------
+
+
+def experiment_view(ws: Workspace, query: Query) -> dict[str, Any]:
+    """An experiment's definition (as `show --json`), its runs' points aggregated
+    over replicas (as `compare --aggregate`), and each run's numbers for the plot.
+
+    ``point_keys`` are the columns that tell points apart (the params, config
+    keys and profile that vary); each run names its point by ``point_key``, and
+    each point of ``aggregate.points`` by ``key``."""
+    from molexp.core.records.refs import resolve
+    from molexp.core.views.compare import MISSING, compare
+    from molexp.core.views.listing import select
+    from molexp.core.views.summary import describe
+
+    text = _need(query, "ref")
+    target = resolve(ws, text)
+    if target.kind != "experiment":
+        raise UsageError(f"{text!r} is a {target.kind}, not an experiment")
+    assert target.project is not None and target.experiment is not None
+    definition = describe(target)
+    selection = select(ws, target.project.name, target.experiment.name)
+    summaries = [s for s in _summaries(selection.rows, selection.problems) if s is not None]
+    table = compare(summaries, show_all=False)
+    point_keys = [c for c in table.columns
+                  if c.startswith(("params.", "config.")) or c == "profile"]  # fmt: skip
+    runs = []
+    for summary, row in zip(summaries, _rows_by_run(table.rows, summaries)):
+        numbers = {k: v for k, v in _values(summary).items()
+                   if not k.startswith("params.") and _is_number(v)}  # fmt: skip
+        runs.append({
+            "ref": row["run"],
+            "id": summary.get("id"),
+            "status": summary.get("status"),
+            "replica": summary.get("replica"),
+            "point_key": _point_key(row, point_keys),
+            "y": numbers,
+        })  # fmt: skip
+    aggregate = _aggregate(summaries, point_keys)
+    return {
+        "ref": target.text,
+        "definition": definition,
+        "point_keys": point_keys,
+        "constant": {k: v for k, v in table.constant.items() if v is not MISSING},
+        "runs": runs,
+        "aggregate": aggregate,
+        "problems": _problems(selection.problems),
+    }
+
+
+def _rows_by_run(rows: list[dict[str, Any]], summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The comparison rows in the order of ``summaries`` (compare sorts them)."""
+    by_ref = {r["run"]: r for r in rows}
+    return [by_ref[f"{s.get('project')}/{s.get('experiment')}/{s.get('id')}"] for s in summaries]
+
+
+def _point_key(row: dict[str, Any], keys: Sequence[str]) -> str:
+    from molexp.core.views.compare import MISSING, _same_key
+
+    return _same_key([None if row.get(k, MISSING) is MISSING else row.get(k) for k in keys])
+
+
+def _is_number(value: Any) -> bool:
+    return type(value) in (int, float)
+
+
+def _aggregate(summaries: list[dict[str, Any]], point_keys: Sequence[str]) -> dict[str, Any]:
+    """The replicas of each point aggregated, as `compare --aggregate` does."""
+    import statistics
+
+    from molexp.core.views.compare import MISSING, _row
+
+    groups: dict[str, list[dict[str, Any]]] = {}
+    points: dict[str, dict[str, Any]] = {}
+    for summary in summaries:
+        row = _row(summary)
+        row.update({f"metrics.{k}": v for k, v in (summary.get("metrics") or {}).items()})
+        key = _point_key(row, point_keys)
+        groups.setdefault(key, []).append(row)
+        points.setdefault(key, {k: row.get(k) for k in point_keys if row.get(k, MISSING) is not MISSING})
+    numeric: dict[str, None] = {}
+    other: dict[str, None] = {}
+    out = []
+    for key, rows in groups.items():
+        values: dict[str, Any] = {}
+        keys = dict.fromkeys(k for r in rows for k in r if k.startswith(("results.", "metrics.")))
+        for name in keys:
+            found = [r[name] for r in rows if name in r]
+            nums = [v for v in found if _is_number(v)]
+            if nums and len(nums) == len(found):
+                numeric.setdefault(name, None)
+                values[name] = {
+                    "mean": statistics.fmean(nums),
+                    "std": statistics.stdev(nums) if len(nums) > 1 else None,
+                    "min": min(nums), "max": max(nums), "n": len(nums),
+                }  # fmt: skip
+            else:
+                other.setdefault(name, None)
+                texts = {repr(v) for v in found}
+                values[name] = {"value": found[0] if len(texts) == 1 else None,
+                                "varies": len(texts) > 1}  # fmt: skip
+        out.append({"key": key, "point": points[key], "n": len(rows), "values": values})
+    return {"numeric": list(numeric), "other": list(other), "points": out}
+
+
+# --- the run page --------------------------------------------------------------------
+
+
+def _run_target(ws: Workspace, text: str) -> Any:
+    from molexp.core.records.refs import resolve
+
+    target = resolve(ws, text)
+    if target.kind != "run":
+        raise UsageError(f"{text!r} is a {target.kind}, not a run")
+    return target
+
+
+def run_view(ws: Workspace, query: Query) -> dict[str, Any]:
+    """A run's record (as `show --json`) with what its page links to: the files of
+    each attempt (logs, artifacts, patch), its inputs' assets and their producers."""
+    from molexp.core.views.summary import run_record
+
+    target = _run_target(ws, _need(query, "ref"))
+    record = run_record(target)
+    run_dir = Path(record["run_dir"])
+    record["ref"] = target.text
+    record["files"] = _run_files(ws.root, run_dir)
+    record["inputs"] = [_input(ws, i) for i in record.get("inputs") or [] if isinstance(i, dict)]
+    return record
+
+
+def _run_files(root: Path, run_dir: Path) -> dict[str, Any]:
+    """URL paths below ``/files/`` of the run's artifacts and of each attempt's files."""
+    from molexp.ui.files import workspace_path
+
+    def listing(folder: Path) -> list[dict[str, Any]]:
+        out = []
+        for dirpath, dirnames, filenames in os.walk(folder):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for name in sorted(filenames):
+                path = Path(dirpath) / name
+                url = workspace_path(root, path)
+                if url is None or path.is_symlink():
+                    continue
+                try:
+                    size = path.stat().st_size
+                except OSError:
+                    continue
+                out.append({"name": path.relative_to(folder).as_posix(), "size": size,
+                            "url": url})  # fmt: skip
+                if len(out) >= 1000:
+                    return out
+        return out
+
+    attempts: dict[str, Any] = {}
+    attempts_dir = run_dir / "attempts"
+    try:
+        numbers = sorted(int(n) for n in os.listdir(attempts_dir) if n.isdigit())
+    except OSError:
+        numbers = []
+    for n in numbers:
+        folder = attempts_dir / str(n)
+        entry: dict[str, Any] = {}
+        for name in ("stdout.log", "stderr.log", "git.patch", "metrics.jsonl", "inputs.jsonl"):
+            path = folder / name
+            if path.is_file():
+                entry[name] = {"url": workspace_path(root, path), "size": path.stat().st_size}
+        entry["artifacts"] = listing(folder / "artifacts")
+        attempts[str(n)] = entry
+    return {"artifacts": listing(run_dir / "artifacts"), "attempts": attempts}
+
+
+def _input(ws: Workspace, item: dict[str, Any]) -> dict[str, Any]:
+    out = dict(item)
+    scope, name = item.get("scope"), item.get("name")
+    if isinstance(scope, str) and isinstance(name, str):
+        out["asset_ref"] = f"{scope}:{name}"
+        try:
+            from molexp.core import assets
+
+            asset = assets.asset_by_ref(ws, out["asset_ref"])
+        except MolexpError:
+            out["asset_missing"] = True
+        else:
+            out["current_hash"] = asset.content_hash
+            producer = asset.record.get("producer")
+            if producer:
+                out["producer"] = producer
+    return out
+
+
+def log_view(ws: Workspace, query: Query) -> dict[str, Any]:
+    """A piece of an attempt's ``stdout``/``stderr``: from ``offset`` (bytes) to the
+    end, or the last part when ``offset`` is -1; follow a running run by asking
+    again from the returned ``offset``."""
+    target = _run_target(ws, _need(query, "ref"))
+    stream = _one(query, "stream", "stdout")
+    if stream not in ("stdout", "stderr"):
+        raise UsageError(f"stream={stream!r}: use stdout or stderr")
+    assert target.experiment is not None
+    run_dir = target.experiment.runs_dir / str(target.run_id)
+    attempt = _int(query, "attempt", 0, 0, 10**9) or _latest_attempt(run_dir)
+    offset = _int(query, "offset", -1, -1, 2**62)
+    path = run_dir / "attempts" / str(attempt) / f"{stream}.log"
+    try:
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            start = max(0, size - LOG_TAIL) if offset < 0 else min(offset, size)
+            fh.seek(start)
+            data = fh.read(min(size - start, LOG_CHUNK))
+    except FileNotFoundError:
+        return {"attempt": attempt, "stream": stream, "text": "", "start": 0, "offset": 0,
+                "size": 0, "exists": False}  # fmt: skip
+    if offset < 0 and start > 0:  # begin at a whole line
+        cut = data.find(b"\n")
+        if 0 <= cut < len(data) - 1:
+            start += cut + 1
+            data = data[cut + 1 :]
+    data = data[: _whole_utf8(data)]  # a character cut at the end comes with the next piece
+    end = start + len(data)
+    return {"attempt": attempt, "stream": stream, "text": data.decode("utf-8", "replace"),
+            "start": start, "offset": end, "size": size, "exists": True}  # fmt: skip
+
+
+def _whole_utf8(data: bytes) -> int:
+    """The length of ``data`` without a UTF-8 character cut off at its end."""
+    n = len(data)
+    for back in range(1, min(4, n) + 1):
+        byte = data[n - back]
+        if byte & 0xC0 != 0x80:  # not a continuation byte
+            if byte >= 0xC0:  # the lead byte of a character of 2 to 4 bytes
+                need = 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
+                return n - back if back < need else n
+            return n
+    return n
+
+
+def _latest_attempt(run_dir: Path) -> int:
+    try:
+        numbers = [int(n) for n in os.listdir(run_dir / "attempts") if n.isdigit()]
+    except OSError:
+        return 1
+    return max(numbers, default=1)
+
+
+def metrics_view(ws: Workspace, query: Query) -> dict[str, Any]:
+    """An attempt's metric series (as `molexp metrics --format json`)."""
+    target = _run_target(ws, _need(query, "ref"))
+    assert target.experiment is not None
+    run_dir = target.experiment.runs_dir / str(target.run_id)
+    attempt = _int(query, "attempt", 0, 0, 10**9) or _latest_attempt(run_dir)
+    return {"attempt": attempt, "series": {}}
+
+
+def asset_view(ws: Workspace, query: Query) -> dict[str, Any]:
+    """An asset's record and the runs that used it (as `molexp assets show --json`)."""
+    from molexp.core import assets
+    from molexp.ui.files import workspace_path
+
+    text = _need(query, "ref")
+    asset = assets.asset_by_ref(ws, text)
+    record = assets.describe(asset)
+    record["ref"] = text
+    if asset.mode != "ref" and asset.kind == "file":
+        record["url"] = workspace_path(ws.root, asset.path)
+    return record
+
+
+# --- the two writes -------------------------------------------------------------------
+
+
+def tag_action(ws: Workspace, body: dict[str, Any]) -> dict[str, Any]:
+    """``{"ref": REF, "ops": ["+TAG", "-TAG"]}``: as `molexp tag REF +TAG -TAG`."""
+    raise UsageError("tags cannot be written yet")
+
+
+def note_action(ws: Workspace, body: dict[str, Any]) -> dict[str, Any]:
+    """``{"ref": REF, "text": TEXT}``: as `molexp note REF TEXT`."""
+    raise UsageError("notes cannot be written yet")
