@@ -33,7 +33,7 @@ def ui(
 
 
 def report(
-    ref: str = typer.Argument(..., autocompletion=complete.container_ref, help="The experiment: PROJECT/EXPERIMENT."),
+    ref: str = typer.Argument(..., autocompletion=complete.experiment_ref, help="The experiment: PROJECT/EXPERIMENT."),
     out: Path = typer.Option(..., "--output", "-o", help="The HTML file to write (replaced if it exists)."),
 ) -> None:
     """Write an experiment's runs, aggregate and plot into one self-contained HTML file."""

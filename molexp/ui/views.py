@@ -125,10 +125,13 @@ def _values(summary: dict[str, Any]) -> dict[str, Any]:
     from molexp.core.views.compare import flatten
 
     out: dict[str, Any] = {}
-    for section in ("params", "results", "metrics"):
+    for section in ("params", "results"):
         data = summary.get(section)
         if isinstance(data, dict):
             out.update(flatten(data, section))
+    metrics = summary.get("metrics")
+    if isinstance(metrics, dict):  # metric names are flat (a name may hold a dot)
+        out.update((f"metrics.{k}", v) for k, v in metrics.items())
     return out
 
 
@@ -185,33 +188,38 @@ def _columns(summaries: Iterable[dict[str, Any]]) -> tuple[list[str], dict[str, 
 
 def runs_view(ws: Workspace, query: Query) -> dict[str, Any]:
     """The runs table of a workspace, project or experiment: ``ref``, ``status``
-    (repeatable), ``tag`` (repeatable), ``where`` (repeatable, SPEC §15), ``sort``
-    (``KEY`` or ``-KEY``), ``offset``, ``limit``.  ``counts`` are by status
-    before the status filter (what each status button would show)."""
+    (repeatable), ``tag`` (repeatable), ``where`` (repeatable: conditions of SPEC
+    §15), ``sort`` (``KEY`` or ``-KEY``), ``offset``, ``limit``; filtered and sorted
+    by the core as `molexp ls` does.  ``counts`` are by status before the status
+    filter (what each status button would show)."""
+    from molexp.core.records.runs import STATUSES
     from molexp.core.views.listing import select_ref
 
     ref = _one(query, "ref") or None
     statuses = _many(query, "status")
-    where = [*_many(query, "where"), *(f"tags={t}" for t in _many(query, "tag"))]
-    offset = _int(query, "offset", 0, 0, 10**9)
-    limit = _int(query, "limit", PAGE_SIZE, 0, MAX_PAGE)
-    from molexp.core.records.runs import STATUSES
-
     for status in statuses:
         if status not in STATUSES:
             raise UsageError(f"unknown status {status!r}; use one of: {', '.join(STATUSES)}")
-    selection = select_ref(ws, ref, (), where)
+    offset = _int(query, "offset", 0, 0, 10**9)
+    limit = _int(query, "limit", PAGE_SIZE, 0, MAX_PAGE)
+    sort = _one(query, "sort") or ""
+    attempt_key = _attempt_sort_key(sort)
+    selection = select_ref(ws, ref, (), _many(query, "where"),
+                           [sort] if sort and attempt_key is None else [],
+                           tags=_many(query, "tag"))  # fmt: skip
+    rows = selection.rows
+    if attempt_key is not None:
+        from molexp.core.views.query import sort_records
+
+        rows = sort_records(rows, [attempt_key], _summary_or_empty)
     counts: dict[str, int] = {}
-    for row in selection.rows:
+    for row in rows:
         counts[row.status] = counts.get(row.status, 0) + 1
-    rows = [r for r in selection.rows if not statuses or r.status in statuses]
+    if statuses:
+        rows = [r for r in rows if r.status in statuses]
     summaries = _summaries(rows, selection.problems)
     columns, constant = _columns(s for s in summaries if s is not None)
-    order = list(range(len(rows)))
-    sort = _one(query, "sort") or ""
-    if sort:
-        order = _sorted(order, [s or {} for s in summaries], sort)
-    page = [(rows[i], summaries[i]) for i in order[offset : offset + limit]]
+    page = list(zip(rows, summaries))[offset : offset + limit]
     tags = sorted({t for s in summaries if s for t in (s.get("tags") or []) if isinstance(t, str)})
     return {
         "ref": ref or ".",
@@ -239,40 +247,29 @@ def _summaries(rows: Sequence[Any], problems: list[MolexpError]) -> list[dict[st
     return out
 
 
-SORT_ALIASES = {"run": "id", "attempts": "attempt_count"}
+def _summary_or_empty(row: Any) -> dict[str, Any]:
+    try:
+        summary: dict[str, Any] = row.summary()
+    except MolexpError:
+        return {}  # reported when the page reads it
+    return summary
 
 
-def _sorted(order: list[int], summaries: list[dict[str, Any]], spec: str) -> list[int]:
-    """``order`` by the sort key ``spec`` (``-`` prefix: descending), with the core's
-    ordering of values (numbers, then texts, ...; missing last either way)."""
-    from molexp.core.views.compare import sort_rows
+# Columns of the table that are facts of the latest attempt, not keys of the query
+# grammar (which names the record's own fields): sorted with the core's order.
+_ATTEMPT_COLUMNS = ("duration", "exit_code", "executor")
+
+
+def _attempt_sort_key(spec: str) -> Any:
+    from molexp.core.views.query import MISSING, SortKey
 
     descending = spec.startswith("-")
-    key = spec[1:] if descending else spec
-    key = SORT_ALIASES.get(key, key)
-    if not key:
-        raise UsageError("sort '-': give a column name after '-'")
-    rows = []
-    for i in order:
-        s = summaries[i]
-        value = _sort_value(s, key)
-        rows.append({"i": i, key: value})
-    ranked = sort_rows(rows, [("-" if descending else "") + key], [])
-    return [r["i"] for r in ranked]
-
-
-def _sort_value(summary: dict[str, Any], key: str) -> Any:
-    from molexp.core.views.compare import MISSING
-
-    last = summary.get("last_attempt") or {}
-    if key in ("duration", "host", "exit_code", "executor"):
-        return last.get(key, MISSING)
-    node: Any = summary
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return MISSING
-        node = node[part]
-    return node
+    name = spec[1:] if descending else spec
+    if name == "attempts":
+        return SortKey(name, descending, lambda s: s.get("attempt_count", MISSING))
+    if name not in _ATTEMPT_COLUMNS:
+        return None
+    return SortKey(name, descending, lambda s: (s.get("last_attempt") or {}).get(name, MISSING))
 
 
 # --- the experiment page --------------------------------------------------------
@@ -351,7 +348,6 @@ def _aggregate(summaries: list[dict[str, Any]], point_keys: Sequence[str]) -> di
     points: dict[str, dict[str, Any]] = {}
     for summary in summaries:
         row = _row(summary)
-        row.update({f"metrics.{k}": v for k, v in (summary.get("metrics") or {}).items()})
         key = _point_key(row, point_keys)
         groups.setdefault(key, []).append(row)
         points.setdefault(key, {k: row.get(k) for k in point_keys if row.get(k, MISSING) is not MISSING})
@@ -548,9 +544,22 @@ def asset_view(ws: Workspace, query: Query) -> dict[str, Any]:
 
 def tag_action(ws: Workspace, body: dict[str, Any]) -> dict[str, Any]:
     """``{"ref": REF, "ops": ["+TAG", "-TAG"]}``: as `molexp tag REF +TAG -TAG`."""
-    raise UsageError("tags cannot be written yet")
+    from molexp.core.actions import curate
+
+    ref, ops = body.get("ref"), body.get("ops")
+    if not isinstance(ref, str) or not isinstance(ops, list) or not ops:
+        raise UsageError('a tag request is {"ref": REF, "ops": ["+TAG", "-TAG", ...]}')
+    if not all(isinstance(op, str) for op in ops):
+        raise UsageError("each tag operation is a text: +TAG or -TAG")
+    (done,) = curate.tag_ops(ws, [ref], ops)
+    return done.to_json()
 
 
 def note_action(ws: Workspace, body: dict[str, Any]) -> dict[str, Any]:
     """``{"ref": REF, "text": TEXT}``: as `molexp note REF TEXT`."""
-    raise UsageError("notes cannot be written yet")
+    from molexp.core.actions import curate
+
+    ref, text = body.get("ref"), body.get("text")
+    if not isinstance(ref, str) or not isinstance(text, str):
+        raise UsageError('a note request is {"ref": REF, "text": TEXT}')
+    return curate.note(ws, ref, text).to_json()

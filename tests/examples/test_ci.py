@@ -94,6 +94,8 @@ ACTIONS = {
     "assets rm",
     "assets path",
     "run-task",
+    "ui",  # a server (prints its URL): its JSON is the pages' API, docs/ui.md
+    "report",  # writes an HTML file
 }
 
 

@@ -278,6 +278,13 @@ CASES: list[Case] = [
     c("note-unknown", "note", "Nope", "text", needs="note"),
     c("note-no-text", "note", "P/E", needs="note"),
     c("note-nul", "note", "P/E", "a\x00b", needs="note"),
+    c("ui-port-out-of-range", "ui", "--port", "99999", needs="ui"),
+    c("ui-port-not-a-number", "ui", "--port", "http", needs="ui"),
+    c("report-a-project", "report", "P", "-o", "{in}/r.html", needs="report"),
+    c("report-unknown", "report", "P/Nope", "-o", "{in}/r.html", needs="report"),
+    c("report-a-run", "report", "P/E/{run_id}", "-o", "{in}/r.html", needs="report"),
+    c("report-no-output", "report", "P/E", needs="report"),
+    c("report-into-a-missing-folder", "report", "P/E", "-o", "{in}/nope/r.html", needs="report"),
 ]
 
 

@@ -53,6 +53,7 @@ with open(os.environ["MOLEXP_RESULTS_FILE"], "w") as fh:
 def molexp_env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MOLEXP_")}
     env.update({"HOME": str(home), "NO_COLOR": "1", "GIT_CONFIG_NOSYSTEM": "1"})
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # `molexp`
     return env
 
 
@@ -233,6 +234,8 @@ def _browser_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 @pytest.fixture
 def browser(_browser_session: Any) -> Any:
     need_browser()
+    _browser_session.get("about:blank")
+    _browser_session.get_log("browser")  # what earlier tests left
     return _browser_session
 
 
