@@ -92,5 +92,6 @@ def write(ws: Workspace, ref: str, path: Path) -> Report:
     from molexp.core.store.files import atomic_write_bytes
 
     report = build(ws, ref)
-    atomic_write_bytes(path, report.html.encode("utf-8"), durable=False)
+    # Where the user asks (not the workspace's record): the file's own folder is its root.
+    atomic_write_bytes(path, report.html.encode("utf-8"), durable=False, root=path.parent)
     return report

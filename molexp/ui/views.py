@@ -398,7 +398,7 @@ def run_view(ws: Workspace, query: Query) -> dict[str, Any]:
     run_dir = Path(record["run_dir"])
     record["ref"] = target.text
     record["files"] = _run_files(ws.root, run_dir)
-    record["inputs"] = [_input(ws, i) for i in record.get("inputs") or [] if isinstance(i, dict)]
+    record["inputs"] = [_with_lineage(ws, i) for i in record.get("inputs") or [] if isinstance(i, dict)]
     return record
 
 
@@ -443,7 +443,7 @@ def _run_files(root: Path, run_dir: Path) -> dict[str, Any]:
     return {"artifacts": listing(run_dir / "artifacts"), "attempts": attempts}
 
 
-def _input(ws: Workspace, item: dict[str, Any]) -> dict[str, Any]:
+def _with_lineage(ws: Workspace, item: dict[str, Any]) -> dict[str, Any]:
     out = dict(item)
     scope, name = item.get("scope"), item.get("name")
     if isinstance(scope, str) and isinstance(name, str):
