@@ -101,3 +101,10 @@ class AssetHashMismatchError(WorkspaceError):
 
 class ExecutorError(WorkspaceError):
     """The executor (e.g. SLURM) is missing or unreachable."""
+
+
+# --- warnings -----------------------------------------------------------------
+
+
+class UnreadableRecordWarning(UserWarning):
+    """A record skipped because it cannot be read (the Python API's ``runs()``)."""

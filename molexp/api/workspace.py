@@ -10,7 +10,8 @@ functions; the model itself knows nothing of planning.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,17 @@ from molexp.core.records import workspace as model
 from molexp.core.records.plan import plan_one
 from molexp.core.records.profiles import resolve_config
 from molexp.core.records.runs import Run, create_run, ensure_run
+from molexp.errors import CorruptRecordError, UnreadableRecordWarning, UsageError
+
+
+class RunList(list[Run]):
+    """A list of runs, with the records that could not be read beside it."""
+
+    problems: list[CorruptRecordError]
+
+    def __init__(self, runs: Iterable[Run] = ()) -> None:
+        super().__init__(runs)
+        self.problems = []
 
 
 class Experiment(model.Experiment):
@@ -30,25 +42,45 @@ class Experiment(model.Experiment):
         where: Sequence[str] = (),
         sort: Sequence[str] = (),
         limit: int | None = None,
-    ) -> list[Run]:
-        """Readable runs of this experiment (a corrupt record raises), oldest first.
+        errors: str = "warn",
+    ) -> RunList:
+        """The readable runs of this experiment, oldest first.
 
         ``status``: a status or several, as observed now; ``where``: conditions such
         as ``"results.energy<-1.3"`` (all must hold), ``sort``: keys such as
         ``"-metrics.loss"``, ``limit``: at most that many -- the grammar of
         ``molexp ls`` (docs/questions.md).  A bad condition raises ``UsageError``.
+
+        One unreadable record never hides the others (SPEC §8): with ``errors``
+        ``"warn"`` (the default) each is skipped with an
+        :class:`~molexp.errors.UnreadableRecordWarning` naming the file, with
+        ``"skip"`` silently; either way the returned list's ``problems`` holds
+        the errors.  ``"raise"`` raises the first (a
+        :class:`~molexp.errors.CorruptRecordError`).
         """
         from molexp.core.views import query
 
+        if errors not in ("warn", "skip", "raise"):
+            raise UsageError(f"errors must be 'warn', 'skip' or 'raise', got {errors!r}")
         conditions = query.parse_where(where, "where")
         keys = query.parse_sort(sort, "sort")
         query.parse_limit(limit)
         wanted = {status} if isinstance(status, str) else set(status or ())
-        out = []
+        out = RunList()
+        problems: list[CorruptRecordError] = []
         for run_id in self.run_ids():
             try:
                 run = Run.load(self, run_id)
             except FileNotFoundError:
+                continue
+            except CorruptRecordError as exc:
+                if errors == "raise":
+                    raise
+                problems.append(exc)
+                if errors == "warn":
+                    warnings.warn(
+                        f"{exc.message} (skipped)", UnreadableRecordWarning, stacklevel=2
+                    )
                 continue
             if not (wanted or conditions):
                 out.append(run)
@@ -61,8 +93,11 @@ class Experiment(model.Experiment):
             out.append(run)
         out.sort(key=lambda r: str(r.record.get("created_at")))
         if keys:
-            out = query.sort_records(out, keys, lambda r: r.record)
-        return out if limit is None else out[:limit]
+            out = RunList(query.sort_records(out, keys, lambda r: r.record))
+        if limit is not None:
+            out = RunList(out[:limit])
+        out.problems = problems
+        return out
 
     def run(self, id: str | None = None, params: Mapping[str, Any] | None = None) -> Run:
         """A fresh ``pending`` run with a random id (or the explicit ``id``)."""

@@ -36,6 +36,8 @@ def describe(outcome: Outcome) -> str:
         return f"{_label(outcome)}: up to date"
     if outcome.action == "held":
         return f"{_label(outcome)}: {outcome.message}"
+    if outcome.action == "refused":
+        return f"{_label(outcome)}: not run: {outcome.message}"
     att = outcome.run.record["attempts"][-1] if outcome.run.record["attempts"] else {}
     took = f" in {att['duration']:.2f}s" if att.get("duration") is not None else ""
     if outcome.status in ("succeeded", "cancelled"):
@@ -191,6 +193,11 @@ def report(plan: action.Plan) -> tuple[list[Outcome], int | None]:
         output.print_json_line(line)
     if len(specs) > 1:
         output.say(summary_line(ref, len(specs), outcomes, time.monotonic() - started))
+    refused = sum(o.action == "refused" for o in outcomes)
+    if refused:
+        output.say(
+            f"{refused} run(s) could not be run (named above); `molexp doctor` lists every problem."
+        )
     return outcomes, signal
 
 

@@ -127,3 +127,27 @@ def test_runs_where_sort_and_limit(tmp_path: Path) -> None:
     assert exp.runs(status="failed", where=["T>1"]) == []
     with pytest.raises(UsageError, match="unknown operator '>>'"):
         exp.runs(where=["T>>1"])
+
+
+def test_one_unreadable_record_never_hides_the_other_runs(tmp_path: Path) -> None:
+    import warnings
+
+    from molexp.errors import CorruptRecordError, UnreadableRecordWarning
+
+    exp = mx.Workspace(tmp_path / "ws").project("p").experiment("e", replicas=3)
+    runs = [exp.run_for(replica=r, cwd=tmp_path) for r in range(3)]
+    bad = runs[1].path
+    bad.write_bytes(b'{"schema_version": 1, "id": ')
+    with pytest.warns(UnreadableRecordWarning, match=r"run\.json: is not valid JSON .*skipped"):
+        found = exp.runs()
+    assert sorted(r.id for r in found) == sorted([runs[0].id, runs[2].id])
+    assert [str(p.path) for p in found.problems] == [str(bad)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        quiet = exp.runs(errors="skip", status="pending")
+    assert len(quiet) == 2 and len(quiet.problems) == 1
+    with pytest.raises(CorruptRecordError, match="is not valid JSON"):
+        exp.runs(errors="raise")
+    with pytest.raises(UsageError, match="errors must be"):
+        exp.runs(errors="ignore")
+    assert exp.runs(errors="skip", limit=1).problems  # problems survive a limit

@@ -138,6 +138,23 @@ def test_a_corrupt_run_record_is_named_and_never_hides_the_others(
     assert {k: v for k, v in after.items() if k in before or bad_dir.name in k} == before, (
         "nothing may be deleted or rewritten"
     )
+    if case == "dir-renamed":
+        return
+    # `molexp run` of every replica runs the others, names the bad one, then exits 3
+    for jobs in ("1", "2"):
+        ran = cli("run", "P/E", "--force", "--jobs", jobs, "--json")
+        assert ran.exit_code == 3, ran.output
+        lines = [json.loads(line) for line in ran.stdout.splitlines()]
+        by_id = {line["id"]: line for line in lines}
+        assert [by_id[i]["action"] for i in good_ids] == ["executed", "executed"]
+        assert by_id[bad_dir.name]["action"] == "refused"
+        assert problem in by_id[bad_dir.name]["message"]
+        assert str(bad) in ran.stderr and "1 run(s) could not be run" in ran.stderr
+        assert "Traceback" not in ran.stderr
+    final = records_snapshot(workspace)
+    assert {k: v for k, v in final.items() if bad_dir.name in k} == {
+        k: v for k, v in before.items() if bad_dir.name in k
+    }
 
 
 def test_a_missing_record_with_attempts_is_not_started_over(

@@ -63,12 +63,13 @@ class Outcome:
     """What happened to one selected run (the `run --json` line)."""
 
     run: Run
-    action: str  # executed | skipped | submitted | planned | held
+    action: str  # executed | skipped | submitted | planned | held | refused
     status: str
     exit_code: int | None = None
     attempt: int | None = None
     message: str = ""
     signal: int | None = None
+    error: MolexpError | None = None  # why a `refused` run was not run
 
     def to_json(self) -> dict[str, Any]:
         rec = self.run.record
@@ -556,14 +557,30 @@ def _attempt(run: Run, options: RunOptions, signals: SignalState) -> Outcome:
     return Outcome(run, "executed", status, code, n, signal=result.signal)
 
 
+def refused(exp: Experiment, spec: RunSpec, error: MolexpError) -> Outcome:
+    """The outcome of a run that could not be run because of ``error``."""
+    from molexp.core.records.runs import record_for
+
+    return Outcome(
+        Run(exp, spec.run_id, record_for(exp, spec)),
+        "refused",
+        "unknown",
+        message=error.message,
+        error=error,
+    )
+
+
 def exit_code_for(outcomes: Sequence[Outcome], signal_received: int | None) -> int:
-    """The strongest code wins: 130/143, then 3, then 1, then 0."""
+    """The strongest code wins: 130/143, then 3, then 2, then 1, then 0."""
     import signal as _signal
 
     if signal_received is not None:
         return EXIT_SIGINT if signal_received == _signal.SIGINT else EXIT_SIGTERM
     if any(o.action == "held" for o in outcomes):
         return 3
+    refused = [o.error.exit_code for o in outcomes if o.error is not None]
+    if refused:
+        return 3 if 3 in refused else max(refused)
     if any(o.status in ("failed", "cancelled", "interrupted") for o in outcomes if o.action == "executed"):
         return 1
     return 0
@@ -604,12 +621,19 @@ def run_many(
 
     SIGINT/SIGTERM are forwarded to every running command; runs not yet started
     are not started.  With ``fail_fast`` no run starts after the first failure
-    (running ones finish).  An error raised for one run (a corrupt record, say)
-    also stops new starts; it is re-raised once the running ones have finished.
-    ``on_start(spec)`` and ``on_done(outcome)`` report progress (from worker
-    threads when ``jobs`` > 1).  Runs never started have no outcome.
+    (running ones finish).  One bad run never hides the others (SPEC §8): a run
+    refused on its own account (a corrupt record, a run directory linked out of
+    the workspace, a lock lost to another host) becomes a ``refused`` outcome
+    naming why, and the others run; what refuses them all (the experiment has no
+    command, a record above them is newer than this molexp) is raised before any
+    starts.  ``on_start(spec)`` and ``on_done(outcome)`` report progress (from
+    worker threads when ``jobs`` > 1).  Runs never started have no outcome.
     """
     from molexp.core.execution.execute import SignalState
+
+    if specs:
+        require_command(exp, options)
+        exp.check_writable()
 
     signals = SignalState()
     signals.install()
@@ -624,6 +648,8 @@ def run_many(
             on_start(specs[i])
         try:
             outcome = execute(exp, specs[i], options, signals)
+        except MolexpError as exc:
+            outcome = refused(exp, specs[i], exc)
         except BaseException:
             stop = True
             raise
