@@ -10,7 +10,7 @@ BIN     = $(VENV)/bin
 $(BIN)/molexp: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[ui,test]'
+	$(BIN)/python -m pip install -q -e '.[ui,test,plot]'
 	@touch $@
 
 demo: $(BIN)/molexp

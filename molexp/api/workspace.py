@@ -44,7 +44,7 @@ class Experiment(model.Experiment):
         limit: int | None = None,
         errors: str = "warn",
     ) -> RunList:
-        """The readable runs of this experiment, oldest first.
+        """The readable runs of this experiment, in id order (unless sorted).
 
         ``status``: a status or several, as observed now; ``where``: conditions such
         as ``"results.energy<-1.3"`` (all must hold), ``sort``: keys such as
@@ -91,9 +91,8 @@ class Experiment(model.Experiment):
             if conditions and not query.matches({**run.record, "status": observed}, conditions):
                 continue
             out.append(run)
-        out.sort(key=lambda r: str(r.record.get("created_at")))
         if keys:
-            out = RunList(query.sort_records(out, keys, lambda r: r.record))
+            out = RunList(query.sort_records(out, keys, lambda r: r.record, limit))
         if limit is not None:
             out = RunList(out[:limit])
         out.problems = problems

@@ -9,7 +9,6 @@ import typer
 from molexp.cli import complete, output, state
 
 FORMATS = ("table", "json", "csv", "md")
-_SHOWN_CONSTANTS = 8
 
 
 def compare(
@@ -38,13 +37,40 @@ def compare(
     ),
     limit: int | None = typer.Option(None, "--limit", "-n", help="At most N rows (after sorting)."),
     fmt: str = typer.Option("table", "--format", "-f", help="table, json, csv or md."),
+    aggregate: bool = typer.Option(
+        False,
+        "--aggregate",
+        help="One row per point (runs that differ only in replica and seed): n, and "
+        "mean ± std of each result and last metric.",
+    ),
+    plot: str | None = typer.Option(
+        None,
+        "--plot",
+        metavar="RESULT",
+        help="With --aggregate: draw RESULT's mean ± std against --x in the terminal "
+        "(needs the plot extra: pip install 'molexp[plot]').",
+    ),
+    x: str | None = typer.Option(
+        None, "--x", metavar="PARAM", help="The param on the x axis of --plot (default: the one that varies)."
+    ),
 ) -> None:
     """One row per run: the params and config that vary, results, status, duration."""
-    from molexp.core.views.compare import compare_refs
     from molexp.errors import UsageError
 
     if fmt not in FORMATS:
         raise UsageError(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
+    if (plot or x) and not aggregate:
+        raise UsageError("--plot and --x draw the points of --aggregate; add --aggregate")
+    if aggregate:
+        from molexp.cli import aggregate as render_points
+        from molexp.core.views.aggregate import aggregate_refs
+
+        points, problems = aggregate_refs(state.workspace(), refs, show_all, sort or [], where or [], limit)
+        render_points.show(points, fmt, plot, x)
+        _report_problems(problems)
+        return
+    from molexp.core.views.compare import compare_refs
+
     table, problems = compare_refs(
         state.workspace(), refs, show_all, sort or [], where or [], limit
     )
@@ -52,12 +78,7 @@ def compare(
     if not table.rows:
         output.say("no runs match")
     elif table.constant and fmt in ("table", "md"):
-        same = [f"{k}={output.cell(v)}" for k, v in table.constant.items()]
-        more = len(same) - _SHOWN_CONSTANTS
-        tail = f" and {more} more" if more > 0 else ""
-        output.say(
-            f"same in every run: {', '.join(same[:_SHOWN_CONSTANTS])}{tail} (--all shows them)"
-        )
+        output.say_constant(table.constant)
     _report_problems(problems)
 
 

@@ -222,6 +222,8 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
                "Named, reusable files and folders of the workspace, a project or an experiment."),
     "compare": ("molexp.cli.compare", "compare", "command",
                 "One row per run: the params and config that vary, results, status, duration."),
+    "metrics": ("molexp.cli.metrics", "metrics", "command",
+                "Print the metrics a run recorded over time (MOLEXP_METRICS_FILE, ctx.log)."),
     "diff": ("molexp.cli.compare", "diff", "command",
              "What differs between two runs: params, config, results, git and attempts."),
     "cancel": ("molexp.cli.cancel", "cancel", "command",

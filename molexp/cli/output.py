@@ -127,6 +127,15 @@ def print_kv(pairs: Sequence[tuple[str, Any]]) -> None:
         sys.stdout.write(f"{key.ljust(width)}  {cell(value)}\n")
 
 
+def say_constant(constant: dict[str, Any], shown: int = 8) -> None:
+    """Name, on stderr, the columns a comparison hides because every row has the
+    same value (``--all`` shows them)."""
+    same = [f"{k}={cell(v)}" for k, v in constant.items()]
+    more = len(same) - shown
+    tail = f" and {more} more" if more > 0 else ""
+    say(f"same in every run: {', '.join(same[:shown])}{tail} (--all shows them)")
+
+
 def report_problems(problems: Sequence[BaseException]) -> None:
     """After a listing: name each record that could not be read, then exit 3.
 

@@ -75,6 +75,9 @@ def _run(record: dict[str, Any]) -> None:
     if record.get("results"):
         print()
         output.print_table(["result", "value"], sorted(record["results"].items()))
+    if record.get("metrics"):
+        print()
+        output.print_table(["metric", "last", "step", "points", "attempt"], _metrics(record))
     if record.get("inputs"):
         print()
         output.print_table(
@@ -95,6 +98,19 @@ def _run(record: dict[str, Any]) -> None:
         print()
         output.print_kv([("logs", f"{record['run_dir']}/attempts/{last.get('n')}/")])
     _notes(record.get("notes"))
+
+
+def _metrics(record: dict[str, Any]) -> list[list[Any]]:
+    """The last value of each metric, with its step and count from the attempt that
+    recorded it, or from the running attempt's file (`molexp metrics RUN` prints
+    the whole series)."""
+    found = record.get("metrics_live") or next(
+        (a for a in reversed(record.get("attempts") or [])
+         if isinstance(a, dict) and isinstance(a.get("metrics"), dict)), {})  # fmt: skip
+    seen = found.get("metrics") or {}
+    number = found.get("attempt", found.get("n"))
+    return [[name, value, (seen.get(name) or {}).get("step"), (seen.get(name) or {}).get("n"),
+             number] for name, value in record["metrics"].items()]  # fmt: skip
 
 
 def _git(info: Any) -> str:

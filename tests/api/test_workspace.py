@@ -120,10 +120,11 @@ def test_runs_where_sort_and_limit(tmp_path: Path) -> None:
         with locks.acquire(run.dir, root=ws.root):
             run.save()
         made.append(run)
-    assert [r.params["T"] for r in exp.runs(where=["results.energy<-1.3"])] == [350, 400]
+    assert sorted(r.params["T"] for r in exp.runs(where=["results.energy<-1.3"])) == [350, 400]
+    assert [r.id for r in exp.runs()] == sorted(r.id for r in made)  # id order
     assert [r.params["T"] for r in exp.runs(sort=["results.energy"], limit=2)] == [350, 400]
     assert [r.params["T"] for r in exp.runs(sort=["-T"])] == [400, 350, 300]
-    assert exp.runs(where=["T>=350", "status=pending"], limit=1)[0].params["T"] == 350
+    assert exp.runs(where=["T>=350", "status=pending"], sort=["T"], limit=1)[0].params["T"] == 350
     assert exp.runs(status="failed", where=["T>1"]) == []
     with pytest.raises(UsageError, match="unknown operator '>>'"):
         exp.runs(where=["T>>1"])

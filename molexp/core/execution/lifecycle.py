@@ -22,7 +22,9 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from molexp.core.records import annotations as annotation
+from molexp.core.records import metrics
 from molexp.core.records.annotations import Change
+from molexp.core.records.metrics import METRICS_FILE
 from molexp.core.records.plan import RunSpec
 from molexp.core.records.runs import ACTIVE, Run, ensure_run, observe
 from molexp.core.records.workspace import Experiment
@@ -330,7 +332,8 @@ def open_attempt(run: Run, options: RunOptions) -> dict[str, Any]:
 
 
 def _merge_attempt_files(run: Run, attempt: dict[str, Any]) -> None:
-    """Fold ``results.json`` and ``inputs.jsonl`` of an attempt into the record."""
+    """Fold ``results.json``, ``inputs.jsonl`` and the last value of each metric of
+    ``metrics.jsonl`` (SPEC §14) of an attempt into the record."""
     from molexp.core.model.identity import normalise
 
     results_path = run.dir / RESULTS_FILE
@@ -345,6 +348,10 @@ def _merge_attempt_files(run: Run, attempt: dict[str, Any]) -> None:
             attempt["error"] = attempt.get("error") or f"results.json ignored: {exc}"
     if attempt.get("results") is not None:
         run.record["results"] = attempt["results"]
+    summary = metrics.fold(run.attempt_dir(int(attempt["n"])) / METRICS_FILE)
+    if summary:  # (like results: the record keeps the latest attempt's that has some)
+        attempt["metrics"] = summary
+        run.record["metrics"] = metrics.last_values(summary)
     inputs_path = run.attempt_dir(int(attempt["n"])) / INPUTS_FILE
     if inputs_path.exists():
         inputs = run.record.setdefault("inputs", [])
@@ -391,6 +398,7 @@ def build_env(run: Run, workspace_root: Path, attempt_dir: Path, n: int) -> dict
         MOLEXP_RESULTS_FILE=str(run.dir / RESULTS_FILE),
         MOLEXP_ATTEMPT=str(n),
         MOLEXP_ATTEMPT_DIR=str(attempt_dir),
+        MOLEXP_METRICS_FILE=str(attempt_dir / METRICS_FILE),
     )
     return env
 

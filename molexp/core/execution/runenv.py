@@ -68,3 +68,9 @@ class RunEnv:
     @property
     def attempt_dir(self) -> Path:
         return Path(self.env.get("MOLEXP_ATTEMPT_DIR", self.run_dir / "attempts" / str(self.attempt)))
+
+    @property
+    def metrics_file(self) -> Path:
+        """``attempts/<n>/metrics.jsonl``: metrics over time (SPEC §14), appended to."""
+        found = self.env.get("MOLEXP_METRICS_FILE")
+        return Path(found) if found else self.attempt_dir / "metrics.jsonl"

@@ -51,7 +51,7 @@ from molexp.errors import CorruptRecordError, MolexpError, WorkspaceError
 
 INDEX_DIR = ".molexp/index"
 SUFFIX = ".idx"
-FORMAT = 2  # 2: last-attempt host, metrics (SPEC §14)
+FORMAT = 3  # 3: last-attempt host; results and metrics in columns of their own
 MAGIC = "molexp-run-index"
 RACY_NS = 3_000_000_000
 # Record keys a summary leaves out (long lists), and the two it adds instead.
@@ -70,18 +70,19 @@ _KNOWN = frozenset(KNOWN)
 #   molexp-run-index FORMAT MOLEXP_VERSION SCHEMA_VERSION XXH3_128(rest of the file)
 #   {"project": ..., "experiment": ..., "values": [distinct params and configs]}
 #   RUN_ID <TAB> MTIME_NS CTIME_NS INO SIZE <TAB> STATUS <TAB> CREATED_AT <TAB>
-#       PARAMS_REF <TAB> CONFIG_REF <TAB> REST
+#       PARAMS_REF <TAB> CONFIG_REF <TAB> RESULTS <TAB> METRICS <TAB> REST
 # Lines are split only when needed (plain text is much faster to load than JSON
 # for 100,000 runs).  *_REF index ``values`` (replicas share their params and
-# config); REST is the JSON array [identity, replica, seed, profile, config_hash,
-# updated_at, results, other keys (object or null), attempt_count, last attempt
-# (array of LAST_ATTEMPT_KEYS, or null), metrics (the last value of each, or null)].  JSON escapes tabs and newlines, so
-# REST never holds one; runs whose id or created_at would are not stored.
+# config); RESULTS and METRICS are the record's ``results`` and ``metrics`` (the last
+# value of each metric, SPEC §14) as JSON, columns of their own so that `--where`
+# and `--sort` on them parse only them (:meth:`Entry.leaf`); REST is the JSON array of
+# :class:`Rest`.  JSON escapes tabs and newlines, so no JSON column holds one; runs
+# whose id or created_at would are not stored.
 
 
 class Rest(NamedTuple):
-    """The REST column of an index line: the summary fields beyond id, status and
-    created_at (stored as a JSON array in this order)."""
+    """The REST column of an index line: the summary fields beyond id, status,
+    created_at, params, config, results and metrics (a JSON array in this order)."""
 
     identity: Any
     replica: Any
@@ -89,11 +90,9 @@ class Rest(NamedTuple):
     profile: Any
     config_hash: Any
     updated_at: Any
-    results: Any
     other: dict[str, Any] | None  # keys of the record that KNOWN does not list
     attempt_count: int
     last_attempt: list[Any] | None  # LAST_ATTEMPT_KEYS of the latest attempt
-    metrics: Any  # the record's ``metrics``: the last value of each metric (SPEC §14)
 
     @classmethod
     def of(cls, record: dict[str, Any]) -> Rest:
@@ -103,9 +102,8 @@ class Rest(NamedTuple):
         return cls(
             record.get("identity"), record.get("replica"), record.get("seed"),
             record.get("profile"), record.get("config_hash"), record.get("updated_at"),
-            record.get("results"), other or None, len(attempts),
+            other or None, len(attempts),
             [last.get(k) for k in LAST_ATTEMPT_KEYS] if last else None,
-            record.get("metrics"),
         )  # fmt: skip
 
 
@@ -157,7 +155,7 @@ class Entry:
         self.created_at = created_at
         self.project = project
         self.experiment = experiment
-        self._tail = tail  # "PARAMS_REF <TAB> CONFIG_REF <TAB> REST" of the index line
+        self._tail = tail  # "PARAMS_REF <TAB> CONFIG_REF <TAB> RESULTS <TAB> METRICS <TAB> REST"
         self._values = values
         self._runs = runs_dir
         self._sig = signature  # of the run.json validated, when not too recent to trust
@@ -205,7 +203,7 @@ class Entry:
         """:func:`summarise` of the record as validated (params and config may be
         shared with other summaries: treat them as read-only)."""
         try:
-            params_ref, config_ref, rest_json = self._tail.split("\t")
+            params_ref, config_ref, results, metrics, rest_json = self._tail.split("\t")
             params = self._values[int(params_ref)]
             config = self._values[int(config_ref)]
             rest = Rest(*json.loads(rest_json))
@@ -224,8 +222,8 @@ class Entry:
                 "status": self.status,
                 "created_at": self.created_at,
                 "updated_at": rest.updated_at,
-                "results": rest.results,
-                "metrics": rest.metrics,
+                "results": json.loads(results),
+                "metrics": json.loads(metrics),
                 **(rest.other or {}),
                 "attempt_count": rest.attempt_count,
                 "last_attempt": None
@@ -233,12 +231,87 @@ class Entry:
                 else dict(zip(LAST_ATTEMPT_KEYS, rest.last_attempt)),
             }
         except (ValueError, IndexError, TypeError) as exc:  # only a forged index gets here
-            raise CorruptRecordError(
-                f"{INDEX_DIR}/{self.project}/{self.experiment}{SUFFIX}",
-                "is inconsistent",
-                "Delete the workspace's .molexp/index/ (derived data: it is rebuilt).",
-            ) from exc
+            raise self._forged() from exc
         return out
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """``summary().get(key, default)``, parsing only what ``key`` needs: ``params``,
+        ``config``, ``results``, ``metrics`` and the fields of the index line cost
+        their own parsing (what `--where 'results.y>0.5'` over 100,000 runs
+        needs); other keys parse the summary (not kept: a listing holds 100,000
+        entries)."""
+        if key == "status":
+            return self.status
+        if key in ("params", "config", "results", "metrics"):
+            try:
+                parts = self._tail.split("\t", 4)
+                if key == "params" or key == "config":
+                    return self._values[int(parts[0 if key == "params" else 1])]
+                return json.loads(parts[2 if key == "results" else 3])
+            except (ValueError, IndexError, TypeError) as exc:
+                raise self._forged() from exc
+        if key == "id":
+            return self.id
+        if key == "created_at":
+            return self.created_at
+        return self.summary().get(key, default)
+
+    def leaf(self, section: str, name: str, default: Any) -> Any:
+        """``get(section)[name]`` (``default`` when missing) for ``results`` and
+        ``metrics``, read from the index line without decoding the whole column
+        when it is a flat object (:func:`flat_field`)."""
+        parts = self._tail.split("\t", 4)
+        try:
+            column = parts[2 if section == "results" else 3]
+        except IndexError as exc:
+            raise self._forged() from exc
+        found = flat_field(column, name, default)
+        if found is _SLOW:
+            node = self.get(section)
+            return node.get(name, default) if type(node) is dict else default
+        return found
+
+    def _forged(self) -> CorruptRecordError:
+        return CorruptRecordError(
+            f"{INDEX_DIR}/{self.project}/{self.experiment}{SUFFIX}",
+            "is inconsistent",
+            "Delete the workspace's .molexp/index/ (derived data: it is rebuilt).",
+        )
+
+
+_SLOW: Any = object()  # flat_field: decode the whole column instead
+_UNQUOTED = {"true": True, "false": False, "null": None}
+
+
+def flat_field(column: str, name: str, default: Any) -> Any:
+    """The value of key ``name`` in ``column``, a JSON object as :func:`_compact`
+    writes it, without decoding the whole object: when it is flat (no other ``{``
+    or ``[``) and holds no escape, a key can only appear as ``"name":`` and a text
+    value has no quote inside, so the value is found by position.  Returns
+    ``default`` when the key (or the object) is missing, ``_SLOW`` when the fast
+    path does not apply.  ``tests/core/records/test_index.py`` checks it against
+    ``json.loads`` on generated objects."""
+    if column == "null":
+        return default
+    if "\\" in column or "[" in column or column.count("{") != 1 or '"' in name or "\\" in name:
+        return _SLOW
+    token = f'"{name}":'
+    start = column.find(token)
+    if start < 0:
+        return default
+    start += len(token)
+    try:
+        if column[start] == '"':
+            return column[start + 1 : column.index('"', start + 1)]
+        comma = column.find(",", start)
+        text = column[start : column.find("}", start) if comma < 0 else comma]
+        if text in _UNQUOTED:
+            return _UNQUOTED[text]
+        if "." in text or "e" in text or "E" in text or "I" in text or "N" in text:
+            return float(text)  # (Infinity, NaN too)
+        return int(text)
+    except (IndexError, ValueError):  # not as _compact writes: decode it all
+        return _SLOW
 
 
 @dataclass
@@ -311,12 +384,17 @@ class _Values:
         return found
 
 
+def _compact(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
 def _tail(record: dict[str, Any], table: _Values) -> str:
-    """``PARAMS_REF <TAB> CONFIG_REF <TAB> REST`` of a validated record."""
-    rest = list(Rest.of(record))
+    """``PARAMS_REF <TAB> CONFIG_REF <TAB> RESULTS <TAB> METRICS <TAB> REST`` of a
+    validated record."""
     return "\t".join((
         str(table.ref(record.get("params"))), str(table.ref(record.get("config"))),
-        json.dumps(rest, ensure_ascii=False, separators=(",", ":")),
+        _compact(record.get("results")), _compact(record.get("metrics")),
+        _compact(list(Rest.of(record))),
     ))  # fmt: skip
 
 

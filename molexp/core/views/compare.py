@@ -201,7 +201,7 @@ def sort_rows(
 
 # --- diff ----------------------------------------------------------------------
 
-DIFF_SECTIONS = ("run", "params", "config", "results", "git", "attempts")
+DIFF_SECTIONS = ("run", "params", "config", "results", "metrics", "git", "attempts")
 # Not started_at/finished_at/pid/duration: they differ between any two attempts.
 _ATTEMPT_KEYS = ("status", "exit_code", "host", "executor", "argv", "cwd", "error")
 
@@ -220,6 +220,7 @@ def _diff_view(record: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "params": flatten(record.get("params") or {}),
         "config": flatten(record.get("config") or {}),
         "results": flatten(record.get("results") or {}),
+        "metrics": dict(record.get("metrics") or {}),
         "git": flatten((attempts[-1].get("git") if attempts else None) or {}),
         "attempts": {"count": len(attempts)},
     }
@@ -232,7 +233,8 @@ def _diff_view(record: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def diff(a: dict[str, Any], b: dict[str, Any]) -> dict[str, dict[str, tuple[Any, Any]]]:
     """What differs between two run records, by section (``run``, ``params``,
-    ``config``, ``results``, ``git`` of the latest attempt, ``attempts``).
+    ``config``, ``results``, ``metrics`` (last values), ``git`` of the latest
+    attempt, ``attempts``).
 
     Each section maps a dotted key to ``(value_a, value_b)``; a side the run lacks
     is :data:`MISSING`.  Keys whose values are equal are left out.

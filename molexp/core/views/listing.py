@@ -9,9 +9,17 @@ from typing import Any
 
 from molexp.core.records.annotations import with_pending
 from molexp.core.records.index import Entry, scan_experiment, summarise
+from molexp.core.records.metrics import live as live_metrics
 from molexp.core.records.runs import ACTIVE, RUN_FILE, STATUSES, Run, load_record, observe
 from molexp.core.records.workspace import Experiment, Project, Workspace
-from molexp.core.views.query import Condition, SortKey, matches, needs_record, sort_records
+from molexp.core.views.query import (
+    Condition,
+    Readable,
+    SortKey,
+    matches,
+    needs_record,
+    sort_records,
+)  # fmt: skip
 from molexp.errors import CorruptRecordError, MolexpError, UsageError
 
 
@@ -127,6 +135,7 @@ def _observe_into(record: dict[str, Any], run_dir: Path) -> str:
         record["recorded_status"] = record["status"]
         record["status"] = status
         record["status_reason"] = reason
+    live_metrics(record, run_dir)  # a running attempt's metrics, from its file
     return status
 
 
@@ -175,16 +184,17 @@ def select(
                     continue
                 if where:
                     try:
-                        candidate = entry.record() if full_where else entry.summary()
+                        if full_where:
+                            record = entry.record()
+                            if matches(record, where):
+                                rows.append(Row(ws, record))
+                            continue
+                        if not matches(entry, where):  # (an entry parses what it needs)
+                            continue
                     except FileNotFoundError:
                         continue  # gone since the scan
-                    except MolexpError as exc:
+                    except MolexpError as exc:  # unreadable now, or a forged index
                         out.problems.append(exc)
-                        continue
-                    if not matches(candidate, where):
-                        continue
-                    if full_where:
-                        rows.append(Row(ws, candidate))
                         continue
                 rows.append(entry)
                 continue
@@ -217,22 +227,22 @@ def select(
 
         for seen in slurm.observe_many(slurm_runs):
             record = slurm.annotate(seen)
+            live_metrics(record, Row(ws, record).run_dir)
             if (not statuses or seen.status in statuses) and (not where or matches(record, where)):
                 out.rows.append(Row(ws, record))
         out.rows.sort(key=lambda r: (r.project, r.experiment, _created(r), r.id))
     if sort:
         full = needs_record(k.key for k in sort)
-        out.rows = sort_records(out.rows, sort, _record_of if full else _summary_of)
+        out.rows = sort_records(out.rows, sort, _record_of if full else _summary_of, limit)
     if limit is not None:
         del out.rows[limit:]
     return out
 
 
-def _summary_of(row: Listed) -> dict[str, Any]:
-    try:
-        return row.summary()
-    except MolexpError:
-        return {}  # (a forged index: its rows sort last, the listing reports it)
+def _summary_of(row: Listed) -> Readable:
+    """What a sort key reads of a row: the index entry itself (it parses only the
+    keys asked for), or the summary of the record it was read in full as."""
+    return row if isinstance(row, Entry) else row.summary()
 
 
 def _record_of(row: Listed) -> dict[str, Any]:

@@ -34,9 +34,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
-from molexp.core.records.index import DROPPED, SUMMARY_ONLY
+from molexp.core.records.index import DROPPED, SUMMARY_ONLY, Entry
 from molexp.errors import UsageError
 
 __all__ = [
@@ -66,6 +66,15 @@ RECORD_FIELDS = frozenset({"status", "profile", "replica", "seed", "id", "host",
 _BARE_ORDER = ("params", "config", "results", "metrics")
 _NOT_RECORD_KEYS = frozenset(SUMMARY_ONLY)  # what summaries add: no key of a record
 _FULL_ONLY = frozenset(DROPPED)  # what summaries leave out
+_COLUMNS = ("results", "metrics")  # sections an index entry reads key by key
+
+
+class Readable(Protocol):
+    """A run as the grammar reads it: a record, a summary, or an index
+    :class:`~molexp.core.records.index.Entry` (only ``get`` is used; an entry's
+    ``leaf`` reads one result or metric cheaply)."""
+
+    def get(self, key: str, default: Any = None, /) -> Any: ...
 
 
 class _Missing:
@@ -112,6 +121,33 @@ def _check_text(text: str, option: str) -> None:
             raise UsageError(f"{option} '{shown}': {problem}; use printable text only")
 
 
+_PLAIN: dict[str, Any] = {}  # compiled on first use (start-up time)
+
+
+def _value(raw: str) -> Any:
+    """``parse_value(raw)`` (SPEC §7), without loading the YAML parser for the
+    values conditions mostly hold: decimal numbers and plain words (``1e-3``,
+    ``-1.3``, ``succeeded``).  ``tests/core/views/test_query.py`` checks that both
+    agree."""
+    if not _PLAIN:
+        _PLAIN["int"] = re.compile(r"[-+]?[0-9]+\Z")
+        _PLAIN["float"] = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?\Z")
+        _PLAIN["word"] = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:[-./][A-Za-z0-9_]+)*\Z")
+    if _PLAIN["int"].match(raw):
+        return int(raw, 10)
+    if _PLAIN["float"].match(raw):
+        return float(raw)
+    if _PLAIN["word"].match(raw) and raw not in _WORDS:
+        return raw
+    from molexp.core.model.values import parse_value
+
+    return parse_value(raw)
+
+
+# Plain words that YAML 1.2 core reads as something else than text.
+_WORDS = frozenset({"null", "Null", "NULL", "true", "True", "TRUE", "false", "False", "FALSE"})
+
+
 # --- looking values up ---------------------------------------------------------
 
 
@@ -126,7 +162,7 @@ def _path(node: Any, parts: Sequence[str]) -> Any:
     return node
 
 
-def _host(record: dict[str, Any]) -> Any:
+def _host(record: Readable) -> Any:
     attempts = record.get("attempts")
     last = attempts[-1] if attempts else record.get("last_attempt")
     if type(last) is not dict:
@@ -134,26 +170,28 @@ def _host(record: dict[str, Any]) -> Any:
     return last.get("host", MISSING)
 
 
-def getter(key: str) -> Callable[[dict[str, Any]], Any]:
+def getter(key: str) -> Callable[[Readable], Any]:
     """A function giving ``key``'s value in a record or summary (:data:`MISSING` if none)."""
     parts = _split_key(key, "key", key)
     return _getter(parts)
 
 
-def _getter(parts: tuple[str, ...]) -> Callable[[dict[str, Any]], Any]:
+def _getter(parts: tuple[str, ...]) -> Callable[[Readable], Any]:
     head, rest = parts[0], parts[1:]
     if head in SECTIONS and rest:
         if len(rest) == 1:
             (leaf,) = rest
 
-            def one(record: dict[str, Any]) -> Any:
+            def one(record: Readable) -> Any:
+                if type(record) is Entry and head in _COLUMNS:
+                    return record.leaf(head, leaf, MISSING)  # (no need to decode it all)
                 node = record.get(head)
                 return node.get(leaf, MISSING) if type(node) is dict else MISSING
 
             return one
         joined = ".".join(rest)
 
-        def nested(record: dict[str, Any]) -> Any:
+        def nested(record: Readable) -> Any:
             node = record.get(head)
             found = _path(node, rest)
             if found is MISSING and type(node) is dict:  # a name with dots in it
@@ -168,7 +206,7 @@ def _getter(parts: tuple[str, ...]) -> Callable[[dict[str, Any]], Any]:
             return lambda record: record.get("tags") or []
         return lambda record: _path(record.get(head, MISSING), rest)
 
-    def bare(record: dict[str, Any]) -> Any:
+    def bare(record: Readable) -> Any:
         for section in _BARE_ORDER:
             found = _path(record.get(section), parts)
             if found is not MISSING:
@@ -180,7 +218,7 @@ def _getter(parts: tuple[str, ...]) -> Callable[[dict[str, Any]], Any]:
     return bare
 
 
-def lookup(record: dict[str, Any], key: str) -> Any:
+def lookup(record: Readable, key: str) -> Any:
     """The value ``key`` names in ``record`` (see the module docstring), or :data:`MISSING`."""
     return getter(key)(record)
 
@@ -231,13 +269,13 @@ class Condition(NamedTuple):
     key: str  # dotted, segments stripped
     op: str  # one of = != < <= > >= ~
     value: Any  # the parsed value (the pattern text for ~)
-    test: Callable[[dict[str, Any]], bool]
+    test: Callable[[Readable], bool]
 
-    def __call__(self, record: dict[str, Any]) -> bool:
+    def __call__(self, record: Readable) -> bool:
         return self.test(record)
 
 
-def _predicate(parts: tuple[str, ...], op: str, value: Any) -> Callable[[dict[str, Any]], bool]:
+def _predicate(parts: tuple[str, ...], op: str, value: Any) -> Callable[[Readable], bool]:
     get = _getter(parts)
     tags = parts == ("tags",)
     if op == "~":
@@ -254,7 +292,7 @@ def _predicate(parts: tuple[str, ...], op: str, value: Any) -> Callable[[dict[st
     if tags and op in ("=", "!="):
         want = op == "="
 
-        def member(record: dict[str, Any]) -> bool:
+        def member(record: Readable) -> bool:
             found = get(record)
             if type(found) is not list:
                 return not want if found is MISSING else False
@@ -266,7 +304,7 @@ def _predicate(parts: tuple[str, ...], op: str, value: Any) -> Callable[[dict[st
             plain = value
             numeric = _is_number(value)
 
-            def equal(record: dict[str, Any]) -> bool:
+            def equal(record: Readable) -> bool:
                 found = get(record)
                 if numeric:
                     return type(found) in (int, float) and found == plain
@@ -303,9 +341,7 @@ def parse_condition(text: str, option: str = "--where") -> Condition:
             raise _refuse(option, text, f"not a regular expression ({exc})") from None
         shown = raw
     else:
-        from molexp.core.model.values import parse_value
-
-        value = parse_value(raw)
+        value = _value(raw)
         if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
             value = int(value)
         if op not in ("=", "!=") and not (_is_number(value) or isinstance(value, str)):
@@ -319,7 +355,7 @@ def parse_where(items: Iterable[str], option: str = "--where") -> list[Condition
     return [parse_condition(item, option) for item in items]
 
 
-def matches(record: dict[str, Any], conditions: Sequence[Condition]) -> bool:
+def matches(record: Readable, conditions: Sequence[Condition]) -> bool:
     """Whether ``record`` (or its summary) meets every condition."""
     for condition in conditions:
         if not condition.test(record):
@@ -340,7 +376,7 @@ class SortKey(NamedTuple):
 
     key: str
     descending: bool
-    get: Callable[[dict[str, Any]], Any]
+    get: Callable[[Readable], Any]
 
 
 def parse_sort(items: Iterable[str], option: str = "--sort") -> list[SortKey]:
@@ -381,20 +417,37 @@ def order_key(value: Any) -> tuple[int, Any]:
     return (3, json.dumps(value, sort_keys=True, default=repr))
 
 
-def sort_records(items: Sequence[Any], keys: Sequence[SortKey],
-                 record: Callable[[Any], dict[str, Any]] = lambda r: r) -> list[Any]:  # fmt: skip
+def sort_records(
+    items: Sequence[Any],
+    keys: Sequence[SortKey],
+    record: Callable[[Any], Readable] = lambda r: r,
+    limit: int | None = None,
+) -> list[Any]:
     """``items`` sorted by ``keys`` (the first is the primary key), each judged on
     ``record(item)``; runs without a key (or with null) come last either way.  The
-    sort is stable: ties keep their order."""
+    sort is stable: ties keep their order.  With ``limit``, only the first ``limit``
+    are returned (and, for one key, only they are put in order)."""
     out = list(items)
     if not keys:
-        return out
+        return out[:limit] if limit is not None else out
     records = [record(item) for item in out]
     order = list(range(len(out)))
-    for spec in reversed(keys):
+    for depth, spec in enumerate(reversed(keys)):
         values = [spec.get(r) for r in records]
         present = [i for i in order if values[i] is not MISSING and values[i] is not None]
         absent = [i for i in order if values[i] is MISSING or values[i] is None]
-        present.sort(key=lambda i: order_key(values[i]), reverse=spec.descending)
-        order = present + absent
-    return [out[i] for i in order]
+        if all(type(values[i]) in (int, float) for i in present):
+            key: Callable[[int], Any] = values.__getitem__  # numbers: no order_key needed
+        else:
+            key = [order_key(v) for v in values].__getitem__
+        last = depth == len(keys) - 1
+        if last and limit is not None and limit < len(present):
+            import heapq  # (nsmallest/nlargest are stable, like sorted(...)[:limit])
+
+            pick = heapq.nlargest if spec.descending else heapq.nsmallest
+            order = pick(limit, present, key=key)
+        else:
+            present.sort(key=key, reverse=spec.descending)
+            order = present + absent
+    chosen = order if limit is None else order[:limit]
+    return [out[i] for i in chosen]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from molexp.core.records.annotations import with_pending
+from molexp.core.records.metrics import live as live_metrics
 from molexp.core.records.refs import Ref, resolve
 from molexp.core.records.runs import ACTIVE, RUN_FILE, Run, load_record, observe
 from molexp.core.records.workspace import Workspace
@@ -33,6 +34,7 @@ def run_record(ref: Ref) -> dict[str, Any]:
         record["recorded_status"] = record["status"]
         record["status"] = status
         record["status_reason"] = reason
+    live_metrics(record, run_dir)  # a running attempt's metrics, from its file
     record["run_dir"] = str(run_dir)
     return record
 

@@ -14,8 +14,11 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from molexp.core.records import index
 from molexp.core.store import files as store
@@ -358,3 +361,40 @@ def test_a_queued_slurm_run_is_judged_by_asking_slurm(
                     if r["id"] == path.parent.name]  # fmt: skip
         assert shown["status"] == expected
     assert_truthful(cli, monkeypatch)
+
+
+_FLAT_VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False),
+    st.text(max_size=6), st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=2), st.integers(), max_size=2),
+)  # fmt: skip
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.dictionaries(st.text(max_size=4), _FLAT_VALUES, max_size=5), st.text(max_size=4))
+def test_flat_field_agrees_with_json(data: dict[str, Any], name: str) -> None:
+    """The index reads one key of a results/metrics column without decoding it all
+    (when it may); whatever it returns is what json.loads gives."""
+    from molexp.core.records.index import _SLOW, _compact, flat_field
+
+    column = _compact(data)
+    for key in [name, *data]:
+        found = flat_field(column, key, "absent")
+        if found is _SLOW:
+            continue
+        expected = json.loads(column).get(key, "absent")
+        assert type(found) is type(expected) and found == expected, (column, key)
+    assert flat_field("null", name, "absent") == "absent"
+
+
+def test_flat_field_examples() -> None:
+    from molexp.core.records.index import _SLOW, flat_field
+
+    column = '{"y":0.5,"n":3,"ok":true,"s":"a,b}","none":null,"big":1e+20,"neg":-Infinity}'
+    assert [flat_field(column, k, None) for k in ("y", "n", "ok", "s", "none", "big", "nope")] == [
+        0.5, 3, True, "a,b}", None, 1e20, None,
+    ]  # fmt: skip
+    assert flat_field(column, "neg", None) == float("-inf")
+    for nested in ('{"a":{"y":1},"y":2}', '{"y":[1,2]}', '{"y":"a\\"b"}', '{"y":1'):
+        found = flat_field(nested, "y", None)
+        assert found is _SLOW or nested == '{"y":1'

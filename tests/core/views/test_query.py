@@ -280,3 +280,34 @@ def test_any_value_and_condition_never_fail(value: Any, op: str, written: str) -
     assert isinstance(result, bool)
     if op == "!=" and condition.op == "!=":
         assert result is not matches(record, [parse_condition(f"results.x={written}")])
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.text(st.sampled_from(list("0123456789+-.eExyzAb_/:' \t[]{},~#nulTrfsa")), max_size=10))
+def test_the_fast_value_path_agrees_with_the_value_rules(text: str) -> None:
+    from molexp.core.model.values import parse_value
+    from molexp.core.views.query import _value
+
+    expected = parse_value(text)
+    got = _value(text)
+    assert type(got) is type(expected) and (got == expected or got != got), (text, got, expected)
+
+
+@pytest.mark.parametrize(
+    "text", ["1", "-12", "+3", "010", "1.5", "1e-3", ".5", "1.", "-1.3E+2", "succeeded",
+             "md-long", "a.b/c", "True", "null", "yes", "0x1f", ".inf", "'1'", "a b"],
+)  # fmt: skip
+def test_the_fast_value_path_on_examples(text: str) -> None:
+    from molexp.core.model.values import parse_value
+    from molexp.core.views.query import _value
+
+    assert repr(_value(text)) == repr(parse_value(text))
+
+
+def test_sorting_with_a_limit_is_sorting_then_cutting() -> None:
+    items = runs(0.3, MISSING, 0.1, None, 0.2, 0.1, 0.3, "x", [1])
+    for spec in (["loss"], ["-loss"], ["loss", "-id"], ["-loss", "id"]):
+        full = sort_records(items, parse_sort(spec))
+        for limit in range(len(items) + 2):
+            assert sort_records(items, parse_sort(spec), limit=limit) == full[:limit], (spec, limit)
+    assert sort_records(items, [], limit=2) == items[:2]
