@@ -40,6 +40,11 @@ def describe(outcome: Outcome) -> str:
         return f"{_label(outcome)}: not run: {outcome.message}"
     att = outcome.run.record["attempts"][-1] if outcome.run.record["attempts"] else {}
     took = f" in {att['duration']:.2f}s" if att.get("duration") is not None else ""
+    if outcome.error is not None:  # ran, but not everything could be saved
+        return (
+            f"{_label(outcome)}: {outcome.status}{took} (attempt {outcome.attempt}), "
+            f"but {outcome.message}"
+        )
     if outcome.status in ("succeeded", "cancelled"):
         return f"{_label(outcome)}: {outcome.status}{took} (attempt {outcome.attempt})"
     logs = outcome.run.attempt_dir(outcome.attempt or 0) / "stderr.log"

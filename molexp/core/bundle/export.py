@@ -230,6 +230,12 @@ def export_to_file(ws: Workspace, refs: list[Ref], path: Path) -> ExportReport:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.filename is not None:
+            raise
+        # Writing the bundle failed (a full disk): say where, in one line.
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

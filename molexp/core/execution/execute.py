@@ -130,6 +130,7 @@ class CommandResult:
     signal: int | None  # SIGINT/SIGTERM received by molexp during the attempt
     duration: float
     pid: int
+    log_errors: tuple[str, ...] = ()  # logs that could not be written whole (a full disk)
 
 
 class SignalState:
@@ -181,7 +182,58 @@ class SignalState:
             self._groups.discard(pgid)
 
 
-def _pump(source: IO[bytes], log: IO[bytes], echo: IO[bytes] | None) -> None:
+class AttemptLog:
+    """One attempt log (``stdout.log``, ``stderr.log``), written as output arrives.
+
+    Written with plain ``write(2)`` calls (no buffer to flush at close), so a write
+    that fails — the disk is full, a quota is reached — is remembered here and
+    not raised: the pump keeps draining the command's pipe and discards what it
+    can no longer save, so the command never blocks on a full pipe and the
+    attempt still ends and is recorded.  :meth:`problem` describes the loss.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        self.saved = 0
+        self.dropped = 0
+        self.error: OSError | None = None
+
+    def write(self, chunk: bytes) -> None:
+        view = memoryview(chunk)
+        while view and self.error is None:
+            try:
+                written = _write(self.fd, view)
+            except OSError as exc:
+                self.error = exc
+                break
+            self.saved += written
+            view = view[written:]
+        self.dropped += len(view)
+
+    def close(self) -> None:
+        try:
+            os.close(self.fd)
+        except OSError as exc:  # NFS reports a failed write back at close
+            self.error = self.error or exc
+
+    def problem(self) -> str | None:
+        """``PATH: REASON; ...`` when some output could not be saved, else None."""
+        if self.error is None:
+            return None
+        return (
+            f"{self.path}: {self.error.strerror or self.error}; output after "
+            f"{self.saved:,} bytes was not saved ({self.dropped:,} bytes lost)"
+        )
+
+
+def _write(fd: int, data: memoryview) -> int:
+    """``os.write`` (a seam: a test fills the disk with OSError(ENOSPC) where it
+    cannot mount a small filesystem)."""
+    return os.write(fd, data)
+
+
+def _pump(source: IO[bytes], log: AttemptLog, echo: IO[bytes] | None) -> None:
     fd = source.fileno()
     while True:
         try:
@@ -191,7 +243,6 @@ def _pump(source: IO[bytes], log: IO[bytes], echo: IO[bytes] | None) -> None:
         if not chunk:
             break
         log.write(chunk)
-        log.flush()
         if echo is not None:
             try:
                 echo.write(chunk)
@@ -210,10 +261,20 @@ def run_command(
     echo_stdout: IO[bytes] | None,
     echo_stderr: IO[bytes] | None,
 ) -> CommandResult:
-    """Run ``argv`` under the supervisor, tee its output, wait for it."""
+    """Run ``argv`` under the supervisor, tee its output, wait for it.
+
+    A log that cannot be written (a full disk) does not stop the command: its
+    output is drained and discarded, and the loss is in ``log_errors``.
+    """
     started = time.monotonic()
     sup = [sys.executable, "-S", "-E", "-c", _SUPERVISOR, str(os.getpid()), str(KILL_GRACE), *argv]
-    with open(stdout_log, "wb") as out_log, open(stderr_log, "wb") as err_log:
+    out_log = AttemptLog(stdout_log)
+    try:
+        err_log = AttemptLog(stderr_log)
+    except BaseException:
+        out_log.close()
+        raise
+    try:
         proc = subprocess.Popen(
             sup,
             cwd=cwd,
@@ -239,8 +300,16 @@ def run_command(
             t.join(timeout=10)
         proc.stdout.close()
         proc.stderr.close()
+    finally:
+        out_log.close()
+        err_log.close()
+    problems = tuple(p for p in (out_log.problem(), err_log.problem()) if p is not None)
     return CommandResult(
-        exit_code=code, signal=signals.received, duration=time.monotonic() - started, pid=proc.pid
+        exit_code=code,
+        signal=signals.received,
+        duration=time.monotonic() - started,
+        pid=proc.pid,
+        log_errors=problems,
     )
 
 

@@ -30,7 +30,14 @@ from molexp.core.records.runs import ACTIVE, Run, ensure_run, observe
 from molexp.core.records.workspace import Experiment
 from molexp.core.store import files as store
 from molexp.core.store import lock as locks
-from molexp.errors import EXIT_SIGINT, EXIT_SIGTERM, MolexpError, RunLockedError, UsageError
+from molexp.errors import (
+    EXIT_SIGINT,
+    EXIT_SIGTERM,
+    MolexpError,
+    RunLockedError,
+    UsageError,
+    WorkspaceError,
+)
 
 if TYPE_CHECKING:
     # Process handling is imported when an attempt runs, not for a no-op `run`.
@@ -559,10 +566,25 @@ def _attempt(run: Run, options: RunOptions, signals: SignalState) -> Outcome:
         attempt["error"] = f"cancelled by signal {result.signal}"
     else:
         status = "succeeded" if code == 0 else "failed"
-    _close(
-        run, attempt, status, finished_at=now(), exit_code=code, duration=round(result.duration, 6)
-    )
-    return Outcome(run, "executed", status, code, n, signal=result.signal)
+    problems = list(result.log_errors)  # a full disk: the command ran to its end, its log not
+    if problems:
+        attempt["error"] = attempt.get("error") or "; ".join(problems)
+    try:
+        _close(
+            run, attempt, status, finished_at=now(), exit_code=code,
+            duration=round(result.duration, 6),
+        )  # fmt: skip
+    except OSError as exc:
+        if exc.filename is None:
+            raise
+        problems.append(
+            f"{exc.filename}: {exc.strerror or exc}; the attempt's outcome was not recorded "
+            "(the run reads interrupted)"
+        )
+    if not problems:
+        return Outcome(run, "executed", status, code, n, signal=result.signal)
+    lost = WorkspaceError("; ".join(problems), "Free space on the workspace's filesystem.")
+    return Outcome(run, "executed", status, code, n, lost.message, result.signal, lost)
 
 
 def refused(exp: Experiment, spec: RunSpec, error: MolexpError) -> Outcome:
@@ -658,6 +680,14 @@ def run_many(
             outcome = execute(exp, specs[i], options, signals)
         except MolexpError as exc:
             outcome = refused(exp, specs[i], exc)
+        except OSError as exc:
+            if exc.filename is None:
+                stop = True
+                raise
+            # The filesystem refused a record (full, read-only): what could be
+            # recorded is; the run reads `interrupted` until it runs again.
+            reason = WorkspaceError(f"{exc.filename}: {exc.strerror or exc}")
+            outcome = refused(exp, specs[i], reason)
         except BaseException:
             stop = True
             raise

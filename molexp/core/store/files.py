@@ -71,11 +71,21 @@ def _open_temp(directory: Path, name: str) -> tuple[int, Path]:
     raise OSError(f"cannot create a temporary file in {directory}")  # pragma: no cover
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def _write_all(fd: int, data: bytes, path: Path, durable: bool = False) -> None:
+    """Write all of ``data`` to ``fd`` (and fsync it when ``durable``); a failure
+    (a full disk: ``ENOSPC``, a quota) is raised naming ``path``, the file the
+    user knows, so that it reads as one line saying where."""
     view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
+    try:
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        if durable:
+            os.fsync(fd)
+    except OSError as exc:
+        if exc.filename is not None:
+            raise
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
 
 
 def atomic_write_bytes(
@@ -102,9 +112,7 @@ def atomic_write_bytes(
     fd, tmp = _open_temp(path.parent, path.name)
     try:
         try:
-            _write_all(fd, data)
-            if durable:
-                os.fsync(fd)
+            _write_all(fd, data, path, durable)
         finally:
             os.close(fd)
         os.replace(tmp, path)
@@ -154,9 +162,7 @@ def create_exclusive_inode(
     fd, tmp = _open_temp(path.parent, path.name)
     try:
         try:
-            _write_all(fd, data)
-            if durable:
-                os.fsync(fd)
+            _write_all(fd, data, path, durable)
             inode = os.fstat(fd).st_ino
         finally:
             os.close(fd)
@@ -185,7 +191,7 @@ def append_line(path: Path, line: bytes, *, root: Path) -> None:
     flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
     fd = os.open(path, flags, 0o666)
     try:
-        _write_all(fd, line)
+        _write_all(fd, line, path)
     finally:
         os.close(fd)
 
