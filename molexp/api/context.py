@@ -72,7 +72,7 @@ class RunContext(RunEnv):
 
     @cached_property
     def _metrics(self) -> _MetricsWriter:
-        return _MetricsWriter(self.metrics_file)
+        return _MetricsWriter(self.metrics_file, self.workspace_root)
 
     def artifact_path(self, name: str) -> Path:
         """A path under the run's ``artifacts/`` (parent folders are created)."""
@@ -158,10 +158,14 @@ class _MetricsWriter:
 
     MAX_LINES = 10_000
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, root: Path) -> None:
         import atexit
 
+        from molexp.core.store.files import ensure_inside
+
+        ensure_inside(root, path)  # refused at the first ctx.log, not later in a timer
         self.path = path
+        self.root = root
         self._encode = _encoder()
         self._lines: list[str] = []
         self._lock = threading.Lock()
@@ -201,7 +205,9 @@ class _MetricsWriter:
             data = ("\n".join(self._lines) + "\n").encode()
             self._lines = []
             if self._fd is None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+                from molexp.core.store.files import make_dirs
+
+                make_dirs(self.root, self.path.parent)
                 self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
             view = memoryview(data)
             while view:

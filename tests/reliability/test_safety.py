@@ -417,6 +417,8 @@ def test_a_run_context_never_writes_through_a_link_outside(
         ctx.set_result("a", 1)
     with pytest.raises(WorkspaceError, match="leads outside the workspace"):
         ctx.artifact_path("sub/x.txt")
+    with pytest.raises(WorkspaceError, match="leads outside the workspace"):
+        ctx.log(step=1, loss=0.5)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     with pytest.raises(WorkspaceError, match="leads outside the workspace"):
