@@ -214,6 +214,14 @@ def tag_name(ctx: typer.Context, incomplete: str) -> list[str]:
     return [t for t in _known_tags(root) if t.startswith(incomplete)] if root else []
 
 
+def trash_id(ctx: typer.Context, incomplete: str) -> list[str]:
+    """An entry of the workspace's trash (its directory names)."""
+    from molexp.core.records.trash import ids
+
+    root = _root(ctx)
+    return [i for i in ids(root) if i.startswith(incomplete)] if root else []
+
+
 def profile_names(path: Path) -> list[str]:
     """The profile names of a ``molcfg`` file, as written in it."""
     try:

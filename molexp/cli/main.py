@@ -243,6 +243,12 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
            "Serve a web view of the workspace until Ctrl-C; prints its URL."),
     "report": ("molexp.cli.ui", "report", "command",
                "Write an experiment's runs, aggregate and plot into one self-contained HTML file."),
+    "logs": ("molexp.cli.logs", "logs", "command",
+             "Print the stdout and stderr of a run's attempt (the latest unless --attempt N)."),
+    "rm": ("molexp.cli.rm", "rm", "command",
+           "Move runs, experiments or projects into the workspace's trash (.trash/)."),
+    "trash": ("molexp.cli.trash", "app", "group",
+              "What `molexp rm` removed: list it, restore it, or empty the trash."),
     "run-task": ("molexp.cli.slurm", "run_task", "hidden",
                  "Run one queued run inside its SLURM array task (written into batch scripts)."),
 }

@@ -48,10 +48,21 @@ def describe(outcome: Outcome) -> str:
     if outcome.status in ("succeeded", "cancelled"):
         return f"{_label(outcome)}: {outcome.status}{took} (attempt {outcome.attempt})"
     logs = outcome.run.attempt_dir(outcome.attempt or 0) / "stderr.log"
-    return (
+    line = (
         f"{_label(outcome)}: {outcome.status} with exit code {outcome.exit_code}{took} "
         f"(attempt {outcome.attempt}); stderr: {logs}"
     )
+    return line + _stderr_tail(logs)
+
+
+def _stderr_tail(path: Any) -> str:
+    """The last lines of a failed run's stderr, indented under its line."""
+    from molexp.core.views.logs import TAIL_LINES, tail_lines
+
+    lines = tail_lines(path, TAIL_LINES)
+    if not lines:
+        return ""
+    return f"\n  stderr, last {len(lines)} line(s):\n" + "\n".join(f"  | {x}" for x in lines)
 
 
 def _category(outcome: Outcome) -> str:

@@ -93,10 +93,14 @@ def _run(record: dict[str, Any]) -> None:
               _git(a.get("git"))] for a in record["attempts"]],
         )
         last = record["attempts"][-1]
-        if last.get("error"):
-            output.say(f"attempt {last.get('n')}: {last['error']}")
         print()
-        output.print_kv([("logs", f"{record['run_dir']}/attempts/{last.get('n')}/")])
+        output.print_kv(_ending(record, last))
+        tail = record.get("stderr_tail")
+        if tail:
+            print()
+            print(f"stderr, last {len(tail)} line(s):")
+            for line in tail:
+                print(f"  | {line}")
     _notes(record.get("notes"))
 
 
@@ -113,7 +117,46 @@ def _metrics(record: dict[str, Any]) -> list[list[Any]]:
              number] for name, value in record["metrics"].items()]  # fmt: skip
 
 
+def _ending(record: dict[str, Any], last: dict[str, Any]) -> list[tuple[str, Any]]:
+    """How the latest attempt ended (error, cause) and where its logs are."""
+    pairs: list[tuple[str, Any]] = []
+    if record.get("status") in ("failed", "interrupted", "cancelled"):
+        code = last.get("exit_code")
+        pairs.append(("error", last.get("error") or (f"exit code {code}" if code is not None else None)))
+        pairs.append(("cause", last.get("cause")))
+    pairs.append(("env", _env_summary(last.get("env"))))
+    pairs.append(("logs", f"{record['run_dir']}/attempts/{last.get('n')}/"))
+    return [(k, v) for k, v in pairs if v is not None]
+
+
 def _git(info: Any) -> str:
     if not isinstance(info, dict) or not info.get("commit"):
         return ""
     return str(info["commit"])[:10] + ("+dirty" if info.get("dirty") else "")
+
+
+def _env_summary(env: Any) -> str | None:
+    """One line about an attempt's environment, for `show`."""
+    if not isinstance(env, dict):
+        return None
+    parts = []
+    python = env.get("python")
+    if isinstance(python, dict):
+        version = python.get("version") or "?"
+        parts.append(f"python {version} ({python.get('executable')})")
+    if env.get("package_count") is not None:
+        parts.append(f"{env['package_count']} packages (environments/{env.get('packages')}.txt)")
+    if env.get("modules"):
+        parts.append("modules " + " ".join(env["modules"]))
+    conda = env.get("conda")
+    if isinstance(conda, dict):
+        parts.append(f"conda {conda.get('env') or conda.get('prefix')}")
+    container = env.get("container")
+    if isinstance(container, dict):
+        parts.append(f"{container.get('kind')} {container.get('image') or ''}".strip())
+    slurm = env.get("slurm")
+    if isinstance(slurm, dict):
+        parts.append(f"SLURM job {slurm.get('job_id')} on {slurm.get('partition')} ({slurm.get('nodelist')})")
+    if env.get("platform"):
+        parts.append(f"{env['platform']}, {env.get('cpu_count')} CPUs")
+    return "; ".join(parts) or None

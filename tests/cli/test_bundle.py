@@ -86,7 +86,9 @@ def test_round_trip_shows_the_same_runs(source: Path, dest: Path, cli: Cli, tmp_
     assert r.exit_code == 0, r.output
     report = json.loads(r.stdout)
     kinds = sorted(i["kind"] for i in report["imported"])
-    assert kinds == ["asset", "experiment", "experiment", "project", "run", "run", "run"]
+    # the runs' package list (environments/<hash>.txt, one: they share it) travels too
+    kinds_expected = ["asset", "environment", "experiment", "experiment", "project", "run", "run", "run"]
+    assert kinds == kinds_expected
     assert report["conflicts"] == [] and report["source"]["workspace"] == "cluster"
     assert ls_json(cli, dest) == ls_json(cli, source)
     assert len(ls_json(cli, dest)) == 3
@@ -115,7 +117,7 @@ def test_importing_twice_changes_nothing(
     assert again.exit_code == 0, again.output
     report = json.loads(again.stdout)
     assert report["imported"] == [] and report["conflicts"] == []
-    assert len(report["unchanged"]) == 7
+    assert len(report["unchanged"]) == 8  # 7, and the shared package list
     assert "nothing new" in again.stderr
     assert snapshot(dest) == before
 

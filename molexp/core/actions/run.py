@@ -105,8 +105,16 @@ def _queue_gone(attempt: dict[str, Any]) -> bool:
 
 
 def preview(p: Plan) -> list[Outcome]:
-    """What a local `run` would do with each planned run (``--dry-run``)."""
-    return [lifecycle.preview(p.experiment, s, p.options) for s in p.specs]
+    """What a local `run` would do with each planned run, and why (``--dry-run``)."""
+    exp = p.experiment
+    new = [s for s in p.specs if not (exp.runs_dir / s.run_id / "run.json").exists()]
+    siblings: list[dict[str, object]] = []
+    if new:  # only then: what makes them new (the experiment's other runs, not written)
+        from molexp.core.records.index import scan_experiment
+
+        scanned = scan_experiment(exp.workspace.root, exp.project.name, exp.name, refresh=False)
+        siblings = [e.summary() for e in scanned.entries]
+    return [lifecycle.preview(exp, s, p.options, siblings) for s in p.specs]
 
 
 def execute(

@@ -1,8 +1,9 @@
 """``molexp export``: write projects, experiments and runs to a bundle (SPEC §10, §17).
 
 What travels: the definitions of every project and experiment involved, each
-selected run's directory (record, attempts, logs, artifacts), and the assets of
-each exported scope.  Locks and temporary files never do; a symlink that points
+selected run's directory (record, attempts, logs, artifacts), the package lists
+(``environments/<hash>.txt``) its attempts refer to, and the assets of each
+exported scope.  Locks and temporary files never do; a symlink that points
 outside its own run or asset directory, or anything that is not a directory,
 regular file or symlink, is left out and named in the report.  A corrupt run
 record is left out too (the caller exits 3 after writing the rest, like
@@ -23,6 +24,7 @@ from molexp.core.bundle.archive import open_writer
 from molexp.core.bundle.manifest import (
     ASSET_FILE,
     ASSETS,
+    ENVIRONMENTS,
     HEADER,
     MANIFEST,
     build_manifest,
@@ -31,6 +33,7 @@ from molexp.core.bundle.manifest import (
     skip_name,
 )
 from molexp.core.model.names import is_valid_name
+from molexp.core.records import environments
 from molexp.core.records.refs import Ref, resolve
 from molexp.core.records.runs import RUN_FILE, load_record
 from molexp.core.records.workspace import Experiment, Workspace
@@ -71,6 +74,7 @@ class _Selection:
     """Workspace-relative paths to export, grouped by what they are."""
 
     definitions: set[str] = field(default_factory=set)  # project.yaml / experiment.yaml
+    environments: set[str] = field(default_factory=set)  # environments/<hash>.txt
     trees: set[str] = field(default_factory=set)  # run and asset directories
     runs: list[str] = field(default_factory=list)
 
@@ -88,7 +92,7 @@ def _select_experiment(
     for run_id in run_ids:
         run_dir = exp.runs_dir / run_id
         try:
-            load_record(run_dir / RUN_FILE, exp.project.name, exp.name)
+            record = load_record(run_dir / RUN_FILE, exp.project.name, exp.name)
         except FileNotFoundError:
             report.problems.append(
                 CorruptRecordError(
@@ -99,6 +103,9 @@ def _select_experiment(
         except MolexpError as exc:
             report.problems.append(exc)
             continue
+        sel.environments.update(
+            f"{ENVIRONMENTS}/{digest}.txt" for digest in environments.referenced([record])
+        )
         sel.trees.add(_rel(ws, run_dir))
         sel.runs.append(f"{exp.ref}/{run_id}")
 
@@ -196,6 +203,11 @@ def export_bundle(ws: Workspace, refs: list[Ref], out: IO[bytes]) -> ExportRepor
         writer.add_json(HEADER, header(__version__))
         for rel in sorted(sel.definitions):
             writer.add_file(rel, os.stat(ws.root / rel))
+        for rel in sorted(sel.environments):
+            try:
+                writer.add_file(rel, os.stat(ws.root / rel))
+            except FileNotFoundError:
+                report.skipped.append({"path": rel, "reason": "missing (a run refers to it)"})
         for top in sorted(sel.trees):
             writer.add_dir(top)
             for rel, st in _walk_tree(ws, top, report):

@@ -34,6 +34,7 @@ from molexp.core.bundle.manifest import (
     unit_of,
 )
 from molexp.core.model.identity import normalise
+from molexp.core.records import environments
 from molexp.core.records.runs import RUN_FILE, load_record
 from molexp.core.records.workspace import (
     EXPERIMENT_FILE,
@@ -91,7 +92,7 @@ def _units(staged: archive.Staged) -> dict[str, set[str]]:
     """Every staged path grouped by the unit (definition, run or asset
     directory) it belongs to."""
     units: dict[str, set[str]] = {
-        k: set() for k in ("dir", "project", "experiment", "run", "asset")
+        k: set() for k in ("dir", "project", "experiment", "environment", "run", "asset")
     }
     for path in (*staged.files, *staged.links, *staged.dirs):
         kind, unit = unit_of(path)
@@ -117,6 +118,14 @@ def _validate_staged(staged_ws: Workspace, units: dict[str, set[str]]) -> None:
         if not path.is_file() or path.is_symlink():
             raise Refused(f"{unit} has no {RUN_FILE}")
         load_record(path, parts[1], parts[3])
+    for unit in sorted(units["environment"]):
+        import xxhash
+
+        path = staged_ws.root / unit
+        if path.is_symlink() or not path.is_file():
+            raise Refused(f"{unit} is not a regular file")
+        if xxhash.xxh3_128_hexdigest(path.read_bytes()) + ".txt" != path.name:
+            raise Refused(f"{unit}: its content does not have the hash it is named by")
     for unit in sorted(units["asset"]):
         parts = unit.split("/")
         if parts[0] == ASSETS:
@@ -141,6 +150,8 @@ def _ref_of(kind: str, unit: str) -> str:
         return f"{parts[1]}/{parts[3]}"
     if kind == "run":
         return f"{parts[1]}/{parts[3]}/{parts[5]}"
+    if kind == "environment":
+        return parts[1].removesuffix(".txt")
     # an asset: SCOPE:NAME, SCOPE as `molexp assets` spells it
     if parts[0] == ASSETS:
         scope = "."
@@ -156,7 +167,7 @@ def _definition_for_compare(record: dict[str, Any]) -> dict[str, Any]:
     return {
         k: normalise(v)
         for k, v in record.items()
-        if k not in ("created_at", "git", "schema_version")
+        if k not in ("created_at", "git", "schema_version", "tags", "notes")
     }
 
 
@@ -251,6 +262,20 @@ class _Importer:
             f"{dest.name} differs from the workspace's ({', '.join(keys)}); kept the workspace's",
         )
         return False
+
+    def environment(self, unit: str) -> None:
+        """Place a package list (content-addressed: one already there is the same)."""
+        src, dest = self.staging / unit, self.ws.root / unit
+        item = Item("environment", _ref_of("environment", unit), unit)
+        if dest.exists():
+            if _same_file(src, dest):
+                self.report.unchanged.append(item)
+            else:
+                self._conflict("environment", unit, f"{dest} differs from the bundle's copy")
+            return
+        if not self.dry_run:
+            _place_file(self.ws.root, src, dest)
+        self.report.imported.append(item)
 
     def tree(self, kind: str, unit: str) -> None:
         """Place a run or asset directory, or compare it with the existing one."""
@@ -348,6 +373,18 @@ def _place(ws: Workspace, staging: Path, units: dict[str, set[str]], report: Imp
                 )
                 continue
             imp.tree(kind, unit)
+    # The package lists of the runs that are here now (imported or already present).
+    kept = {i.path for i in (*report.imported, *report.unchanged) if i.kind == "run"}
+    wanted: set[str] = set()
+    for unit in kept:
+        staged = staging / unit / RUN_FILE  # (moved into the workspace when imported)
+        try:
+            record = json.loads((staged if staged.exists() else ws.root / unit / RUN_FILE).read_bytes())
+        except (OSError, ValueError):
+            continue
+        wanted.update(f"environments/{d}.txt" for d in environments.referenced([record]))
+    for unit in sorted(units["environment"] & wanted):
+        imp.environment(unit)
 
 
 # --- the whole import -----------------------------------------------------------

@@ -17,6 +17,7 @@ which names may appear (:func:`unit_of`), where a symlink may point
 from __future__ import annotations
 
 import posixpath
+import re
 from typing import Any
 
 from molexp.core.model.identity import is_run_id
@@ -31,6 +32,8 @@ BUNDLE_VERSION = 1
 HEADER = "bundle.json"
 MANIFEST = "manifest.json"
 ASSETS = "assets"
+ENVIRONMENTS = "environments"
+_ENV_FILE = re.compile(r"[0-9a-f]{32}\.txt")
 ASSET_FILE = "asset.yaml"
 HASH_PREFIX = "xxh3_128:"
 SKIPPED_NAMES = (LOCK_NAME, BREAK_NAME)
@@ -65,7 +68,8 @@ def unit_of(name: str) -> tuple[str, str]:
     the layout; raises :class:`Refused` for anything else.
 
     Kinds: ``dir`` (a directory of the layout itself), ``project``, ``experiment``
-    (their definition files), ``run`` and ``asset`` (a path inside such a
+    (their definition files), ``environment`` (a package list,
+    ``environments/<hash>.txt``), ``run`` and ``asset`` (a path inside such a
     directory; the unit is the directory).
     """
     if name.startswith("/"):
@@ -85,6 +89,12 @@ def unit_of(name: str) -> tuple[str, str]:
 
     if parts[0] == ASSETS:
         return asset(0)
+    if parts[0] == ENVIRONMENTS:
+        if n == 1:
+            return "dir", name
+        if n == 2 and _ENV_FILE.fullmatch(parts[1]):
+            return "environment", name
+        raise Refused("not a package list of environments/ (<hash>.txt)")
     if parts[0] != "projects":
         raise Refused("not part of a workspace's projects or assets")
     if n == 1:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from molexp.core.records import annotations as annotation
-from molexp.core.records import metrics
+from molexp.core.records import metrics, trash
 from molexp.core.records.annotations import Change
 from molexp.core.records.metrics import METRICS_FILE
 from molexp.core.records.plan import RunSpec
@@ -79,6 +79,8 @@ class Outcome:
     message: str = ""
     signal: int | None = None
     error: MolexpError | None = None  # why a `refused` run was not run
+    reason: str | None = None  # why a planned run would (not) execute; see `preview`
+    differs: list[str] | None = None  # what makes a new run differ from its twin
 
     def to_json(self) -> dict[str, Any]:
         rec = self.run.record
@@ -97,6 +99,8 @@ class Outcome:
             "attempt": self.attempt,
             "run_dir": str(self.run.dir),
             "message": self.message,
+            "reason": self.reason,
+            "differs": self.differs,
         }
 
 
@@ -152,6 +156,7 @@ def _fields(
     argv: list[str],
     cwd: Path,
     git: dict[str, Any] | None,
+    env: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The fields of an attempt that has not ended yet (SPEC §8), in record order."""
     return {
@@ -162,6 +167,7 @@ def _fields(
         "duration": None,
         "host": host,
         "pid": pid,
+        "env": env,
         "executor": executor,
         "scheduler_job_id": scheduler_job_id,
         "argv": argv,
@@ -311,6 +317,9 @@ def open_attempt(run: Run, options: RunOptions) -> dict[str, Any]:
         store.ensure_inside(ws_root, attempt_dir / log)
     store.make_dirs(ws_root, attempt_dir)
     git = _git_for(exp, options)
+    from molexp.core.records import environments  # (only when an attempt runs)
+
+    env = environments.capture(ws_root, argv, options.cwd, os.environ, exp.workspace.use_cache)
     attempt.update(
         _fields(
             "running",
@@ -322,6 +331,7 @@ def open_attempt(run: Run, options: RunOptions) -> dict[str, Any]:
             argv=argv,
             cwd=options.cwd,
             git=git.summary(),
+            env=env,
         )
     )
     rec["status"] = "running"
@@ -447,7 +457,13 @@ def execute_run(run: Run, options: RunOptions, signals: SignalState) -> Outcome:
         )
     except RunLockedError as exc:
         return Outcome(run, "held", run.status, message=exc.message)
+    except FileNotFoundError:  # its directory went to the trash since it was read
+        return Outcome(run, "held", run.status, message=f"run {run.id} was removed (molexp rm)")
     try:
+        if trash.being_removed(run.experiment.path):
+            return Outcome(
+                run, "held", run.status, message=f"{run.experiment.ref} is being removed (molexp rm)"
+            )
         run.reload()
         status, reason = observe(run.record, run.dir)
         if options.executor == "slurm-task" and not _queued_for(run, options.scheduler_job_id):
@@ -623,19 +639,90 @@ def summarise(outcomes: Sequence[Outcome]) -> Mapping[str, int]:
     return counts
 
 
-def preview(exp: Experiment, spec: RunSpec, options: RunOptions) -> Outcome:
-    """What `run` would do with ``spec``; writes nothing (``--dry-run``)."""
+def preview(
+    exp: Experiment,
+    spec: RunSpec,
+    options: RunOptions,
+    siblings: Sequence[Mapping[str, Any]] = (),
+) -> Outcome:
+    """What `run` would do with ``spec``, and why; writes nothing (``--dry-run``).
+
+    ``reason`` says why: ``new`` (no record yet), ``pending`` (never attempted),
+    ``failed``/``cancelled``/``interrupted`` (its last attempt), ``forced``,
+    ``up_to_date`` or ``held``.  For a new run, ``siblings`` (the summaries of the
+    experiment's existing runs) tell what makes it new: a run with the same params
+    and replica but another profile, config or seed is named with what differs.
+    """
     from molexp.core.records.runs import peek_run
 
     run, exists = peek_run(exp, spec)
-    status, _ = observe(run.record, run.dir)
+    status, why = observe(run.record, run.dir)
+    last = latest(run.record)
+    differs: list[str] | None = None
     if status == "succeeded" and not options.force:
-        would = "skip (up to date)"
+        reason, would = "up_to_date", "skip (up to date)"
     elif status in ACTIVE:
-        would = "hold (running or queued elsewhere)"
+        reason, would = "held", f"hold ({why or held_message(run, status)})"
+    elif status == "succeeded":
+        reason, would = "forced", f"execute (--force: attempt {last.get('n')} succeeded)"
+    elif not exists:
+        reason = "new"
+        would, differs = _why_new(spec, siblings)
+    elif not run.record["attempts"]:
+        reason, would = "pending", "execute (never attempted)"
     else:
-        would = "execute" + ("" if exists else " (new run)")
-    return Outcome(run, "planned", status, message=would)
+        code = last.get("exit_code")
+        how = f" with exit code {code}" if status == "failed" and code is not None else ""
+        cause = last.get("cause") or (last.get("error") if status != "failed" else None)
+        reason = status
+        would = f"execute (attempt {last.get('n')} {status}{how}{f': {cause}' if cause else ''})"
+    return Outcome(run, "planned", status, message=would, reason=reason, differs=differs)
+
+
+def _why_new(spec: RunSpec, siblings: Sequence[Mapping[str, Any]]) -> tuple[str, list[str] | None]:
+    """What makes ``spec`` a new run: a new point, a new replica, or, when a run
+    with the same params and replica exists, how it differs from that one."""
+    from molexp.core.model.identity import canonical_json
+
+    params = canonical_json(spec.params)
+    same = [s for s in siblings if canonical_json(s.get("params") or {}) == params]
+    twin = next((s for s in same if s.get("replica") == spec.replica), None)
+    if twin is None:
+        what = f"new replica {spec.replica} of existing params" if same else "new point"
+        return f"execute (new run): {what}", None
+    differs: list[str] = []
+    if twin.get("profile") != spec.profile:
+        differs.append(f"profile {spec.profile or 'none'} (was {twin.get('profile') or 'none'})")
+    if twin.get("config_hash") != spec.config_hash:
+        mine, theirs = _flat(spec.config), _flat(twin.get("config") or {})
+        for key in sorted(set(mine) | set(theirs)):
+            a, b = mine.get(key, _GONE), theirs.get(key, _GONE)
+            if canonical_json([a]) != canonical_json([b]):
+                differs.append(f"config.{key} {_shown(a)} (was {_shown(b)})")
+    if twin.get("seed") != spec.seed:
+        differs.append(f"seed {spec.seed} (was {twin.get('seed')})")
+    shown = ", ".join(differs[:4]) + (f" and {len(differs) - 4} more" if len(differs) > 4 else "")
+    return f"execute (new run): like {twin.get('id')} but {shown or 'another config'}", differs
+
+
+_GONE = "\0unset"
+
+
+def _flat(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.update(_flat(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+def _shown(value: Any) -> str:
+    if value == _GONE:
+        return "unset"
+    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
 
 
 def run_many(

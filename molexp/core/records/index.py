@@ -456,12 +456,14 @@ def scan_experiment(
     project: str,
     experiment: str,
     wanted: Collection[str] | None = None,
+    refresh: bool = True,
 ) -> Scanned:
     """Every run of one experiment: readable ones as entries, the others as problems.
 
     ``wanted`` limits the entries to runs with these recorded statuses (every run
-    is still checked, and every problem reported).  Uses and refreshes the
-    experiment's index unless :func:`enabled` is false.
+    is still checked, and every problem reported).  Uses and (unless ``refresh`` is
+    false: a dry run writes nothing) refreshes the experiment's index unless
+    :func:`enabled` is false.
     """
     runs_dir = ws_root / "projects" / project / "experiments" / experiment / "runs"
     out = Scanned()
@@ -530,7 +532,7 @@ def scan_experiment(
                 changed = True
         if old:
             changed = True  # runs removed since the index was written
-        if path is not None and changed:
+        if path is not None and changed and refresh:
             _save(ws_root, path, project, experiment, values, kept)
     finally:
         os.close(dir_fd)

@@ -278,12 +278,30 @@ def ensure_run(exp: Experiment, spec: RunSpec, durable_entry: bool = True) -> Ru
         )
     record = record_for(exp, spec)
     exp.check_writable()
-    store.make_dirs(exp.workspace.root, run_dir, durable=True)  # its entry in runs/ too
+    _make_run_dir(exp, run_dir)
     if store.create_exclusive(
         path, store.dumps_json(record), durable_entry=durable_entry, root=exp.workspace.root
     ):
         return Run(exp, spec.run_id, record)  # what was just written, valid by construction
     return Run(exp, spec.run_id, load_record(path, spec.project, spec.experiment))  # a racer's
+
+
+def _make_run_dir(exp: Experiment, run_dir: Path) -> None:
+    """Create ``runs/`` and the run's directory, each durable in its parent, but
+    never the experiment's folder: an experiment moved to the trash meanwhile
+    (`molexp rm`) is not brought back as an empty skeleton."""
+    store.ensure_inside(exp.workspace.root, run_dir)
+    for directory in (exp.runs_dir, run_dir):
+        try:
+            os.mkdir(directory)
+        except FileExistsError:
+            continue
+        except FileNotFoundError:
+            raise NotFoundError(
+                f"experiment {exp.ref} is gone (removed by `molexp rm`?)",
+                "`molexp trash ls` lists what was removed.",
+            ) from None
+        store.fsync_dir(directory.parent)
 
 
 def find_run_dir(exp: Experiment, run_id: str) -> Path:

@@ -201,12 +201,41 @@ def sort_rows(
 
 # --- diff ----------------------------------------------------------------------
 
-DIFF_SECTIONS = ("run", "params", "config", "results", "metrics", "git", "attempts")
+DIFF_SECTIONS = ("run", "params", "config", "results", "metrics", "git", "env", "attempts")
 # Not started_at/finished_at/pid/duration: they differ between any two attempts.
 _ATTEMPT_KEYS = ("status", "exit_code", "host", "executor", "argv", "cwd", "error")
 
 
-def _diff_view(record: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def _env_view(env: Any, packages: dict[str, str] | None) -> dict[str, Any]:
+    """The environment of an attempt as diff keys: ``python.version``, ``platform``,
+    ``conda.env``, ``modules.gcc`` (its version), ``packages.numpy``...; not the
+    SLURM job id or node list, which differ between any two jobs."""
+    if not isinstance(env, dict):
+        return {}
+    view: dict[str, Any] = {}
+    python = env.get("python")
+    if isinstance(python, dict):
+        view.update({f"python.{k}": v for k, v in python.items()})
+    for key in ("platform", "cpu_count"):
+        if env.get(key) is not None:
+            view[key] = env[key]
+    for key in ("conda", "container"):
+        if isinstance(env.get(key), dict):
+            view.update({f"{key}.{k}": v for k, v in env[key].items() if v is not None})
+    slurm = env.get("slurm")
+    if isinstance(slurm, dict):
+        view.update({f"slurm.{k}": slurm.get(k) for k in ("partition", "cpus_per_task", "cluster")})
+    for module in env.get("modules") or []:
+        name, _, version = str(module).partition("/")
+        view[f"modules.{name}"] = version or "loaded"
+    if packages is not None:
+        view.update({f"packages.{name}": version for name, version in packages.items()})
+    elif env.get("packages"):
+        view["packages"] = env["packages"]  # its list is not here: compare the hashes
+    return view
+
+
+def _diff_view(record: dict[str, Any], packages: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
     attempts = record.get("attempts") or []
     view: dict[str, dict[str, Any]] = {
         "run": {
@@ -222,6 +251,7 @@ def _diff_view(record: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "results": flatten(record.get("results") or {}),
         "metrics": dict(record.get("metrics") or {}),
         "git": flatten((attempts[-1].get("git") if attempts else None) or {}),
+        "env": _env_view(attempts[-1].get("env") if attempts else None, packages),
         "attempts": {"count": len(attempts)},
     }
     for attempt in attempts:
@@ -231,15 +261,21 @@ def _diff_view(record: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return view
 
 
-def diff(a: dict[str, Any], b: dict[str, Any]) -> dict[str, dict[str, tuple[Any, Any]]]:
+def diff(
+    a: dict[str, Any],
+    b: dict[str, Any],
+    packages: tuple[dict[str, str] | None, dict[str, str] | None] = (None, None),
+) -> dict[str, dict[str, tuple[Any, Any]]]:
     """What differs between two run records, by section (``run``, ``params``,
-    ``config``, ``results``, ``metrics`` (last values), ``git`` of the latest
-    attempt, ``attempts``).
+    ``config``, ``results``, ``metrics`` (last values), ``git`` and ``env`` of the
+    latest attempt, ``attempts``).  ``packages`` are the two latest attempts'
+    package lists (``{name: version}``), when known: ``env.packages.NAME`` then
+    says which packages changed.
 
     Each section maps a dotted key to ``(value_a, value_b)``; a side the run lacks
     is :data:`MISSING`.  Keys whose values are equal are left out.
     """
-    view_a, view_b = _diff_view(a), _diff_view(b)
+    view_a, view_b = _diff_view(a, packages[0]), _diff_view(b, packages[1])
     out: dict[str, dict[str, tuple[Any, Any]]] = {}
     for section in DIFF_SECTIONS:
         left, right = view_a[section], view_b[section]
@@ -325,4 +361,12 @@ def diff_runs(ws: Workspace, a: str, b: str) -> RunDiff:
             )
         found.append((target.text, run_record(target)))
     (ref_a, rec_a), (ref_b, rec_b) = found
-    return RunDiff(ref_a, rec_a, ref_b, rec_b, diff(rec_a, rec_b))
+    from molexp.core.records.environments import read_packages
+
+    def listed(record: dict[str, Any]) -> dict[str, str] | None:
+        attempts = record.get("attempts") or []
+        env = attempts[-1].get("env") if attempts else None
+        return read_packages(ws.root, env.get("packages")) if isinstance(env, dict) else None
+
+    lists = (listed(rec_a), listed(rec_b))
+    return RunDiff(ref_a, rec_a, ref_b, rec_b, diff(rec_a, rec_b, lists))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from molexp.core.records.annotations import with_pending
@@ -10,6 +11,8 @@ from molexp.core.records.refs import Ref, resolve
 from molexp.core.records.runs import ACTIVE, RUN_FILE, Run, load_record, observe
 from molexp.core.records.workspace import Workspace
 from molexp.errors import MolexpError
+
+ENDED_BADLY = ("failed", "interrupted", "cancelled")
 
 
 def run_record(ref: Ref) -> dict[str, Any]:
@@ -40,9 +43,17 @@ def run_record(ref: Ref) -> dict[str, Any]:
 
 
 def describe(ref: Ref) -> dict[str, Any]:
-    """The record of what ``ref`` names, as `show --json` prints it."""
+    """The record of what ``ref`` names, as `show --json` prints it (for a failed,
+    interrupted or cancelled run, with ``stderr_tail``: the last lines of its stderr)."""
     if ref.kind == "run":
-        return run_record(ref)
+        record = run_record(ref)
+        attempts = record.get("attempts") or []
+        if record.get("status") in ENDED_BADLY and attempts:
+            from molexp.core.views.logs import tail_lines
+
+            n = attempts[-1].get("n")
+            record["stderr_tail"] = tail_lines(Path(record["run_dir"]) / "attempts" / str(n) / "stderr.log")
+        return record
     if ref.kind == "experiment":
         assert ref.experiment is not None
         record = dict(ref.experiment.definition())

@@ -33,7 +33,10 @@ def no_staging_left(ws: Workspace) -> bool:
 
 def test_round_trip(source: Workspace, dest: Workspace) -> None:
     report = import_bundle(dest, bundle(source, "."), "all.tar.gz")
-    assert kinds(report.imported) == ["asset"] * 3 + ["experiment"] * 2 + ["project"] + ["run"] * 3
+    # the runs' package list (one environment, shared) travels with them
+    assert kinds(report.imported) == (
+        ["asset"] * 3 + ["environment"] + ["experiment"] * 2 + ["project"] + ["run"] * 3
+    )
     assert report.unchanged == [] and report.conflicts == []
     assert report.refs == ["."] and report.bundle == "all.tar.gz" and not report.dry_run
     assert report.source["workspace"] == "source" and "molexp_version" in report.source
@@ -41,9 +44,15 @@ def test_round_trip(source: Workspace, dest: Workspace) -> None:
     assert {"lj", "lj/mc", "lj/md", ".:data", "lj:data", "lj/mc:data"} <= refs
     # every record, log, artifact and asset file arrived byte for byte
     theirs = {
-        k: v for k, v in snapshot(source.root).items() if k.startswith(("projects", "assets"))
+        k: v
+        for k, v in snapshot(source.root).items()
+        if k.startswith(("projects", "assets", "environments"))
     }
-    ours = {k: v for k, v in snapshot(dest.root).items() if k.startswith(("projects", "assets"))}
+    ours = {
+        k: v
+        for k, v in snapshot(dest.root).items()
+        if k.startswith(("projects", "assets", "environments"))
+    }
     assert ours == theirs
     assert no_staging_left(dest)
 
@@ -52,7 +61,7 @@ def test_importing_twice_changes_nothing(source: Workspace, dest: Workspace) -> 
     import_bundle(dest, bundle(source, "."), "b")
     before = snapshot(dest.root)
     again = import_bundle(dest, bundle(source, "."), "b")
-    assert again.imported == [] and again.conflicts == [] and len(again.unchanged) == 9
+    assert again.imported == [] and again.conflicts == [] and len(again.unchanged) == 10
     assert snapshot(dest.root) == before
 
 
@@ -126,8 +135,10 @@ def test_a_differing_experiment_takes_none_of_its_runs_or_assets(
     assert set(held_back.values()) == {"not imported: experiment lj/mc conflicts"}
     # the project only groups experiments: lj/md and the project's asset still arrive
     assert [(i.kind, i.ref) for i in report.unchanged] == [("project", "lj")]
+    (md_run,) = [i.ref for i in report.imported if i.kind == "run"]
+    (env,) = [i.ref for i in report.imported if i.kind == "environment"]  # lj/md's run's
     assert {(i.kind, i.ref) for i in report.imported} == {
-        ("experiment", "lj/md"), ("asset", "lj:data"), ("run", report.imported[-1].ref),
+        ("experiment", "lj/md"), ("asset", "lj:data"), ("run", md_run), ("environment", env),
     }  # fmt: skip
     assert run_dirs(dest) == sorted(dest.root.glob("projects/lj/experiments/md/runs/*"))
 

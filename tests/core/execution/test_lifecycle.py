@@ -71,9 +71,10 @@ def test_an_open_attempt_holds_the_fields_of_spec_8(run: Run) -> None:
     assert record["status"] == "running" and record["attempts"] == [attempt]
     assert list(attempt) == [
         "n", "status", "started_at", "finished_at", "exit_code", "duration", "host", "pid",
-        "executor", "scheduler_job_id", "argv", "cwd", "git", "error", "results",
+        "env", "executor", "scheduler_job_id", "argv", "cwd", "git", "error", "results",
     ]  # fmt: skip
     assert attempt["host"] == locks.hostname() and attempt["pid"] == os.getpid()
+    assert attempt["env"]["cpu_count"] == os.cpu_count()  # SPEC §16
     assert attempt["executor"] == "local" and attempt["scheduler_job_id"] is None
     assert attempt["argv"] == ["/bin/sh", "-c", "echo 0"]
 

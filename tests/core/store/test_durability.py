@@ -27,6 +27,10 @@ def test_an_executed_run_makes_four_fsyncs_and_ends_durable(
 ) -> None:
     assert cli("project", "create", "p").exit_code == 0
     assert cli("experiment", "create", "p/e", "--replicas", "2", "--command", "true").exit_code == 0
+    # The first attempt in an environment stores its package list (environments/,
+    # durable, once per environment): not part of what each run costs.
+    assert cli("experiment", "create", "p/warm", "--command", "true").exit_code == 0
+    assert cli("run", "p/warm").exit_code == 0
     seen = _fsynced(monkeypatch)
     assert cli("run", "p/e", "-r", "0").exit_code == 0
     exp_dir = workspace / "projects/p/experiments/e"
