@@ -226,6 +226,26 @@ def _targets(ws: Workspace, refs: Sequence[str], where: Sequence[str], out: Remo
     ]
 
 
+def _check_writable(ws: Workspace, item: trash.Item) -> None:
+    """Refuse (exit 3) to move what lies under a record newer than this molexp, or
+    what a symlink leads out of the workspace (it would move files from elsewhere)."""
+    parts = item.path.split("/")
+    if item.kind == "run":
+        Experiment(Project(ws, parts[1]), parts[3]).check_writable()
+    elif item.kind == "experiment":
+        Project(ws, parts[1]).check_writable()
+    else:
+        ws.check_writable()
+    for depth in range(2, len(parts) + 1):
+        here = ws.root.joinpath(*parts[:depth])
+        if here.is_symlink():
+            raise WorkspaceError(
+                f"{here} is a symlink; molexp rm moves only what lies in the workspace",
+                "Move the linked folder into the workspace, or remove it by hand.",
+            )
+    store.ensure_inside(ws.root, ws.root / item.path)
+
+
 def _run_dirs(ws: Workspace, item: trash.Item) -> list[Path]:
     """The run directories an item holds (for a run: itself)."""
     top = ws.root / item.path
@@ -317,6 +337,8 @@ def plan_rm(
     writes nothing (``--dry-run``, and the list shown before asking)."""
     out = Removal(refs=list(refs), force=force)
     _targets(ws, refs, where, out)
+    for item in out.items:
+        _check_writable(ws, item)
     out.runs = [_run_ref(ws, d) for item in out.items for d in _run_dirs(ws, item)]
     _judge(ws, out, locked=False)
     return out
@@ -406,6 +428,7 @@ def trash_list(ws: Workspace) -> tuple[list[trash.Entry], list[MolexpError]]:
 
 def trash_restore(ws: Workspace, entry_id: str) -> trash.Entry:
     """`molexp trash restore ID`: put what the entry holds back where it was."""
+    ws.check_writable()
     entry = trash.find(ws.root, entry_id)
     trash.restore(ws.root, entry)
     return entry
