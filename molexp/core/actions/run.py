@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from molexp.core.execution import lifecycle
+from molexp.core.execution import batch
 from molexp.core.execution.lifecycle import Outcome, RunOptions
 from molexp.core.model import values
 from molexp.core.records import plan, profiles
@@ -114,7 +114,7 @@ def preview(p: Plan) -> list[Outcome]:
 
         scanned = scan_experiment(exp.workspace.root, exp.project.name, exp.name, refresh=False)
         siblings = [e.summary() for e in scanned.entries]
-    return [lifecycle.preview(exp, s, p.options, siblings) for s in p.specs]
+    return [batch.preview(exp, s, p.options, siblings) for s in p.specs]
 
 
 def execute(
@@ -125,7 +125,7 @@ def execute(
     """Execute the planned runs here (``--executor local``)."""
     if p.request.jobs > 1 and len(p.specs) > 1:
         p.options.echo = False  # the logs keep every run's output
-    return lifecycle.run_many(
+    return batch.run_many(
         p.experiment, p.specs, p.options, p.request.jobs, on_start, on_done, p.request.fail_fast
     )
 
@@ -141,5 +141,5 @@ def submit(p: Plan) -> Submission:
 
 
 def exit_code(outcomes: Sequence[Outcome], signal: int | None = None) -> int:
-    return lifecycle.exit_code_for(outcomes, signal)
+    return batch.exit_code_for(outcomes, signal)
 

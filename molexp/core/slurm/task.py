@@ -15,12 +15,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from molexp.core.execution.batch import exit_code_for
 from molexp.core.execution.execute import SignalState
 from molexp.core.execution.lifecycle import (
     Outcome,
     RunOptions,
     execute_run,
-    exit_code_for,
     latest,
 )
 from molexp.core.records.refs import resolve
