@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Smoke-test a simulation in CI with molexp: a throwaway workspace, the smoke
-# profile, JSON for the checks, and a bundle of every record and log as the
-# job's artifact (import it on a laptop with `molexp import`).
+# profile, JSON for the checks, and as the job's artifact a bundle of every
+# record and log (import it on a laptop with `molexp import`) and an HTML report
+# of the runs (table, replicas aggregated, plot; opens from disk).
 #
 # Run it from the directory holding mc.py and molcfg.yaml (your repository's
 # root); github-actions.yml beside this file calls it. Exit status: 0 when
@@ -47,4 +48,6 @@ PY
 
 molexp ls --format csv > "$OUT/runs.csv"
 molexp export lj -o "$OUT/lj.tar.gz"
+# The experiment page as one self-contained HTML file: open it from the artifact.
+molexp report lj/mc -o "$OUT/report.html"
 exit "$status"

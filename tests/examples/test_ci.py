@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -45,6 +46,10 @@ def test_ci_script_passes_and_leaves_artifacts(repo: Path, tmp_path: Path) -> No
     assert all(r["status"] == "succeeded" and r["action"] == "executed" for r in lines)
     assert "energy per particle" in proc.stdout
     assert "\x1b[" not in proc.stdout + proc.stderr  # NO_COLOR: plain logs
+    # the HTML report: every run, nothing loaded from elsewhere
+    report = (out / "report.html").read_text()
+    assert all(r["id"] in report for r in lines)
+    assert not re.search(r"""(src|href)\s*=""", report)
     # the artifact bundle imports into another workspace
     laptop = tmp_path / "laptop"
     molexp = [sys.executable, "-m", "molexp"]
@@ -78,7 +83,7 @@ def test_workflow_calls_the_script() -> None:
     steps = workflow["jobs"]["smoke"]["steps"]
     runs = [s.get("run", "") for s in steps]
     assert "bash ci.sh" in runs
-    assert any("pip install molexp" in r for r in runs)
+    assert any("pip install 'molexp[ui]'" in r for r in runs)
     upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-artifact"))
     assert upload["with"]["path"] == "molexp-out/" and upload["if"] == "always()"
 
