@@ -154,36 +154,51 @@ def table_row(ref: str, summary: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def _columns(summaries: Iterable[dict[str, Any]]) -> tuple[list[str], dict[str, Any]]:
-    """The value columns of a selection (params, then results, then metrics, each in
-    first-seen order) and the params that are the same in every run (hidden)."""
-    from molexp.core.views.compare import _same_key
+class _Columns:
+    """The value columns of a selection, gathered one run at a time (100,000
+    summaries are never held at once): params, then results, then metrics, each
+    in first-seen order; the params that are the same in every run (hidden); and
+    the tags in use."""
 
-    seen: dict[str, None] = {}
-    first: dict[str, str] = {}
-    varying: set[str] = set()
-    sample: dict[str, Any] = {}
-    count = 0
-    for summary in summaries:
-        count += 1
+    def __init__(self) -> None:
+        self.seen: dict[str, None] = {}
+        self.first: dict[str, str] = {}
+        self.sample: dict[str, Any] = {}
+        self.varying: set[str] = set()
+        self.tags: set[str] = set()
+        self.count = 0
+
+    def add(self, summary: dict[str, Any]) -> None:
+        from molexp.core.views.compare import _same_key
+
+        self.count += 1
         values = _values(summary)
         for key, value in values.items():
-            seen.setdefault(key, None)
-            if key.startswith("params.") and key not in varying:
+            self.seen.setdefault(key, None)
+            if key.startswith("params.") and key not in self.varying:
                 text = _same_key(value)
-                if key not in first:
-                    first[key], sample[key] = text, value
-                    if count > 1:
-                        varying.add(key)  # missing from an earlier run
-                elif first[key] != text:
-                    varying.add(key)
-        for key in first:
-            if key not in values:
-                varying.add(key)
-    order = {"params": 0, "results": 1, "metrics": 2}
-    columns = sorted(seen, key=lambda c: order.get(c.split(".", 1)[0], 3))
-    constant = {k: sample[k] for k in first if k not in varying} if count > 1 else {}
-    return [c for c in columns if c not in constant], constant
+                if key not in self.first:
+                    self.first[key], self.sample[key] = text, value
+                    if self.count > 1:
+                        self.varying.add(key)  # missing from an earlier run
+                elif self.first[key] != text:
+                    self.varying.add(key)
+        if len(self.first) > len(self.varying):
+            for key in self.first:
+                if key not in values:
+                    self.varying.add(key)
+        tags = summary.get("tags")
+        if isinstance(tags, list):
+            self.tags.update(t for t in tags if isinstance(t, str))
+
+    def result(self) -> tuple[list[str], dict[str, Any]]:
+        order = {"params": 0, "results": 1, "metrics": 2}
+        columns = sorted(self.seen, key=lambda c: order.get(c.split(".", 1)[0], 3))
+        constant = (
+            {k: self.sample[k] for k in self.first if k not in self.varying}
+            if self.count > 1 else {}
+        )  # fmt: skip
+        return [c for c in columns if c not in constant], constant
 
 
 def runs_view(ws: Workspace, query: Query) -> dict[str, Any]:
@@ -217,10 +232,18 @@ def runs_view(ws: Workspace, query: Query) -> dict[str, Any]:
         counts[row.status] = counts.get(row.status, 0) + 1
     if statuses:
         rows = [r for r in rows if r.status in statuses]
-    summaries = _summaries(rows, selection.problems)
-    columns, constant = _columns(s for s in summaries if s is not None)
-    page = list(zip(rows, summaries))[offset : offset + limit]
-    tags = sorted({t for s in summaries if s for t in (s.get("tags") or []) if isinstance(t, str)})
+    gathered = _Columns()
+    page = []
+    for i, row in enumerate(rows):
+        try:
+            summary = row.summary()
+        except MolexpError as exc:  # (a forged index) named, not fatal
+            selection.problems.append(exc)
+            continue
+        gathered.add(summary)
+        if offset <= i < offset + limit:
+            page.append(table_row(row.ref, summary))
+    columns, constant = gathered.result()
     return {
         "ref": ref or ".",
         "total": len(rows),
@@ -230,8 +253,8 @@ def runs_view(ws: Workspace, query: Query) -> dict[str, Any]:
         "sort": sort,
         "columns": columns,
         "constant": constant,
-        "tags": tags,
-        "rows": [table_row(r.ref, s) for r, s in page if s is not None],
+        "tags": sorted(gathered.tags),
+        "rows": page,
         "problems": _problems(selection.problems),
     }
 
