@@ -129,6 +129,7 @@ def main() -> int:
     parser.add_argument("--reps", type=int, default=7, help="rounds per figure (default 7)")
     parser.add_argument("--quick", action="store_true", help="2,000 runs, no 100,000-run figure")
     parser.add_argument("--no-browser", action="store_true", help="skip the Chromium figures")
+    parser.add_argument("--no-memory", action="store_true", help="skip the 100,000-run figure")
     args = parser.parse_args()
     base = Path(args.dir).absolute()
     base.mkdir(parents=True, exist_ok=True)
@@ -183,7 +184,7 @@ def main() -> int:
     finally:
         server.stop()
 
-    if not args.quick:
+    if not (args.quick or args.no_memory):
         big = base / "ws-100000"
         bu.build_workspace(big, 100, 1000, say)
         say("server memory with the 100,000-run workspace open")

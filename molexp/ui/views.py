@@ -157,39 +157,58 @@ def table_row(ref: str, summary: dict[str, Any]) -> dict[str, Any]:
 class _Columns:
     """The value columns of a selection, gathered one run at a time (100,000
     summaries are never held at once): params, then results, then metrics, each
-    in first-seen order; the params that are the same in every run (hidden); and
-    the tags in use."""
+    in first-seen order; and the params that are the same in every run (hidden).
+    Replicas share one params mapping in the index, so each distinct mapping is
+    looked at once."""
 
     def __init__(self) -> None:
         self.seen: dict[str, None] = {}
         self.first: dict[str, str] = {}
         self.sample: dict[str, Any] = {}
         self.varying: set[str] = set()
-        self.tags: set[str] = set()
         self.count = 0
+        self._params: dict[int, Any] = {}  # id -> the mapping (kept: ids stay unique)
 
-    def add(self, summary: dict[str, Any]) -> None:
-        from molexp.core.views.compare import _same_key
-
+    def add(self, summary: Any) -> None:
+        """Count one run: a summary, or an index entry (whose ``get`` parses only
+        the column asked for)."""
         self.count += 1
-        values = _values(summary)
+        params = summary.get("params")
+        if self._params.get(id(params)) is not params:
+            self._params[id(params)] = params
+            self._add_params(params if isinstance(params, dict) else {})
+        seen = self.seen
+        for section in ("results", "metrics"):
+            data = summary.get(section)
+            if not isinstance(data, dict):
+                continue
+            for key, value in data.items():
+                if section == "results" and type(value) is dict and value:
+                    from molexp.core.views.compare import flatten
+
+                    for flat in flatten(value, f"results.{key}"):
+                        seen.setdefault(flat, None)
+                else:
+                    seen.setdefault(f"{section}.{key}", None)
+
+    def _add_params(self, params: dict[str, Any]) -> None:
+        from molexp.core.views.compare import _same_key, flatten
+
+        values = flatten(params, "params")
         for key, value in values.items():
             self.seen.setdefault(key, None)
-            if key.startswith("params.") and key not in self.varying:
-                text = _same_key(value)
-                if key not in self.first:
-                    self.first[key], self.sample[key] = text, value
-                    if self.count > 1:
-                        self.varying.add(key)  # missing from an earlier run
-                elif self.first[key] != text:
-                    self.varying.add(key)
-        if len(self.first) > len(self.varying):
-            for key in self.first:
-                if key not in values:
-                    self.varying.add(key)
-        tags = summary.get("tags")
-        if isinstance(tags, list):
-            self.tags.update(t for t in tags if isinstance(t, str))
+            if key in self.varying:
+                continue
+            text = _same_key(value)
+            if key not in self.first:
+                self.first[key], self.sample[key] = text, value
+                if self.count > 1:
+                    self.varying.add(key)  # missing from an earlier run
+            elif self.first[key] != text:
+                self.varying.add(key)
+        for key in self.first:
+            if key not in values:
+                self.varying.add(key)
 
     def result(self) -> tuple[list[str], dict[str, Any]]:
         order = {"params": 0, "results": 1, "metrics": 2}
@@ -207,6 +226,7 @@ def runs_view(ws: Workspace, query: Query) -> dict[str, Any]:
     §15), ``sort`` (``KEY`` or ``-KEY``), ``offset``, ``limit``; filtered and sorted
     by the core as `molexp ls` does.  ``counts`` are by status before the status
     filter (what each status button would show)."""
+    from molexp.core.records.index import Entry
     from molexp.core.records.runs import STATUSES
     from molexp.core.views.listing import select_ref
 
@@ -236,14 +256,17 @@ def runs_view(ws: Workspace, query: Query) -> dict[str, Any]:
     page = []
     for i, row in enumerate(rows):
         try:
-            summary = row.summary()
+            gathered.add(row if isinstance(row, Entry) else row.summary())
+            if offset <= i < offset + limit:
+                page.append(table_row(row.ref, row.summary()))
         except MolexpError as exc:  # (a forged index) named, not fatal
             selection.problems.append(exc)
-            continue
-        gathered.add(summary)
-        if offset <= i < offset + limit:
-            page.append(table_row(row.ref, summary))
     columns, constant = gathered.result()
+    from molexp.core.records.annotations import known_tags
+
+    # The tag filter offers the tags in use in the workspace (a derived hint kept by
+    # `molexp tag`) and those on this page: the runs' tags are not all read.
+    tags = sorted({*known_tags(ws.root), *_many(query, "tag"), *(t for r in page for t in r["tags"])})
     return {
         "ref": ref or ".",
         "total": len(rows),
@@ -253,7 +276,7 @@ def runs_view(ws: Workspace, query: Query) -> dict[str, Any]:
         "sort": sort,
         "columns": columns,
         "constant": constant,
-        "tags": sorted(gathered.tags),
+        "tags": tags,
         "rows": page,
         "problems": _problems(selection.problems),
     }
@@ -299,104 +322,99 @@ def _attempt_sort_key(spec: str) -> Any:
 
 
 def experiment_view(ws: Workspace, query: Query) -> dict[str, Any]:
-    """An experiment's definition (as `show --json`), its runs' points aggregated
-    over replicas (as `compare --aggregate`), and each run's numbers for the plot.
+    """An experiment's definition with its runs counted by status, its points with
+    the replicas aggregated (as `compare --aggregate`), and each run's numbers for
+    the plot.
 
     ``point_keys`` are the columns that tell points apart (the params, config
-    keys and profile that vary); each run names its point by ``point_key``, and
-    each point of ``aggregate.points`` by ``key``."""
+    keys and profile that vary); each point of ``aggregate.points`` has a ``key``,
+    and each run names its point by ``point_key``."""
     from molexp.core.records.refs import resolve
-    from molexp.core.views.compare import MISSING, compare
+    from molexp.core.views.aggregate import Stat, Varies, aggregate
+    from molexp.core.views.compare import MISSING
     from molexp.core.views.listing import select
-    from molexp.core.views.summary import describe
 
     text = _need(query, "ref")
     target = resolve(ws, text)
     if target.kind != "experiment":
         raise UsageError(f"{text!r} is a {target.kind}, not an experiment")
     assert target.project is not None and target.experiment is not None
-    definition = describe(target)
+    definition = dict(target.experiment.definition())
     selection = select(ws, target.project.name, target.experiment.name)
+    by_status: dict[str, int] = {}
+    for listed in selection.rows:
+        by_status[listed.status] = by_status.get(listed.status, 0) + 1
+    definition["runs"] = {"total": len(selection.rows), "by_status": by_status}
     summaries = [s for s in _summaries(selection.rows, selection.problems) if s is not None]
-    table = compare(summaries, show_all=False)
-    point_keys = [c for c in table.columns
-                  if c.startswith(("params.", "config.")) or c == "profile"]  # fmt: skip
+    table = aggregate(summaries)
+    measured = set(table.measured)
+    point_keys = [c for c in table.columns if c not in ("n", "status", "runs") and c not in measured]
+    numeric: dict[str, None] = {}
+    other: dict[str, None] = {}
+    points = []
+    point_of: dict[str, str] = {}
+    for i, row in enumerate(table.rows):
+        values: dict[str, Any] = {}
+        for name in table.measured:
+            value = row.get(name, MISSING)
+            if isinstance(value, Stat):
+                values[name] = value._asdict()
+                numeric.setdefault(name, None)
+            elif isinstance(value, Varies):
+                values[name] = {"varies": True, "values": value.values}
+                other.setdefault(name, None)
+            elif value is not MISSING:
+                values[name] = {"varies": False, "value": value}
+                other.setdefault(name, None)
+        points.append({
+            "key": str(i),
+            "point": {k: row[k] for k in point_keys if row.get(k, MISSING) is not MISSING},
+            "n": row["n"],
+            "values": values,
+            "status": row["status"],
+        })  # fmt: skip
+        point_of.update((ref, str(i)) for ref in row["runs"])
     runs = []
-    for summary, row in zip(summaries, _rows_by_run(table.rows, summaries)):
-        numbers = {k: v for k, v in _values(summary).items()
-                   if not k.startswith("params.") and _is_number(v)}  # fmt: skip
+    for summary in summaries:
+        ref = f"{summary.get('project')}/{summary.get('experiment')}/{summary.get('id')}"
         runs.append({
-            "ref": row["run"],
+            "ref": ref,
             "id": summary.get("id"),
             "status": summary.get("status"),
             "replica": summary.get("replica"),
-            "point_key": _point_key(row, point_keys),
-            "y": numbers,
+            "point_key": point_of.get(ref),
+            "y": _numbers(summary),
         })  # fmt: skip
-    aggregate = _aggregate(summaries, point_keys)
     return {
         "ref": target.text,
         "definition": definition,
         "point_keys": point_keys,
         "constant": {k: v for k, v in table.constant.items() if v is not MISSING},
         "runs": runs,
-        "aggregate": aggregate,
+        "aggregate": {"numeric": list(numeric), "other": list(other), "points": points},
         "problems": _problems(selection.problems),
     }
 
 
-def _rows_by_run(rows: list[dict[str, Any]], summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The comparison rows in the order of ``summaries`` (compare sorts them)."""
-    by_ref = {r["run"]: r for r in rows}
-    return [by_ref[f"{s.get('project')}/{s.get('experiment')}/{s.get('id')}"] for s in summaries]
+def _numbers(summary: dict[str, Any]) -> dict[str, Any]:
+    """A run's numeric results and last metrics, by dotted column name."""
+    out: dict[str, Any] = {}
+    for section in ("results", "metrics"):
+        data = summary.get(section)
+        if isinstance(data, dict):
+            for key, value in data.items():
+                if type(value) in (int, float):
+                    out[f"{section}.{key}"] = value
+                elif section == "results" and type(value) is dict:
+                    from molexp.core.views.compare import flatten
 
-
-def _point_key(row: dict[str, Any], keys: Sequence[str]) -> str:
-    from molexp.core.views.compare import MISSING, _same_key
-
-    return _same_key([None if row.get(k, MISSING) is MISSING else row.get(k) for k in keys])
+                    out.update((k, v) for k, v in flatten(value, f"results.{key}").items()
+                               if type(v) in (int, float))  # fmt: skip
+    return out
 
 
 def _is_number(value: Any) -> bool:
     return type(value) in (int, float)
-
-
-def _aggregate(summaries: list[dict[str, Any]], point_keys: Sequence[str]) -> dict[str, Any]:
-    """The replicas of each point aggregated, as `compare --aggregate` does."""
-    import statistics
-
-    from molexp.core.views.compare import MISSING, _row
-
-    groups: dict[str, list[dict[str, Any]]] = {}
-    points: dict[str, dict[str, Any]] = {}
-    for summary in summaries:
-        row = _row(summary)
-        key = _point_key(row, point_keys)
-        groups.setdefault(key, []).append(row)
-        points.setdefault(key, {k: row.get(k) for k in point_keys if row.get(k, MISSING) is not MISSING})
-    numeric: dict[str, None] = {}
-    other: dict[str, None] = {}
-    out = []
-    for key, rows in groups.items():
-        values: dict[str, Any] = {}
-        keys = dict.fromkeys(k for r in rows for k in r if k.startswith(("results.", "metrics.")))
-        for name in keys:
-            found = [r[name] for r in rows if name in r]
-            nums = [v for v in found if _is_number(v)]
-            if nums and len(nums) == len(found):
-                numeric.setdefault(name, None)
-                values[name] = {
-                    "mean": statistics.fmean(nums),
-                    "std": statistics.stdev(nums) if len(nums) > 1 else None,
-                    "min": min(nums), "max": max(nums), "n": len(nums),
-                }  # fmt: skip
-            else:
-                other.setdefault(name, None)
-                texts = {repr(v) for v in found}
-                values[name] = {"value": found[0] if len(texts) == 1 else None,
-                                "varies": len(texts) > 1}  # fmt: skip
-        out.append({"key": key, "point": points[key], "n": len(rows), "values": values})
-    return {"numeric": list(numeric), "other": list(other), "points": out}
 
 
 # --- the run page --------------------------------------------------------------------
@@ -539,13 +557,33 @@ def _latest_attempt(run_dir: Path) -> int:
     return max(numbers, default=1)
 
 
+MAX_POINTS = 20_000  # points of one metric sent to a chart (evenly thinned, the last kept)
+
+
 def metrics_view(ws: Workspace, query: Query) -> dict[str, Any]:
-    """An attempt's metric series (as `molexp metrics --format json`)."""
-    target = _run_target(ws, _need(query, "ref"))
-    assert target.experiment is not None
-    run_dir = target.experiment.runs_dir / str(target.run_id)
-    attempt = _int(query, "attempt", 0, 0, 10**9) or _latest_attempt(run_dir)
-    return {"attempt": attempt, "series": {}}
+    """An attempt's metric series (as `molexp metrics --format json`), numbers only,
+    each as ``{"step": [...], "value": [...]}``."""
+    from molexp.core.views.metrics import series
+
+    found = series(ws, _need(query, "ref"), _int(query, "attempt", 0, 0, 10**9) or None)
+    out: dict[str, dict[str, list[Any]]] = {name: {"step": [], "value": []} for name in found.names}
+    for point in found.points:
+        step = point.step if _is_number(point.step) else point.line
+        for name, value in point.values.items():
+            if _is_number(value) and name in out:
+                out[name]["step"].append(step)
+                out[name]["value"].append(value)
+    thinned = []
+    for name, data in out.items():
+        count = len(data["step"])
+        if count > MAX_POINTS:
+            stride = -(-count // MAX_POINTS)
+            keep = [*range(0, count - 1, stride), count - 1]
+            out[name] = {k: [v[i] for i in keep] for k, v in data.items()}
+            thinned.append(name)
+    return {"attempt": found.attempt, "status": found.status, "names": found.names,
+            "series": {k: v for k, v in out.items() if v["step"]}, "thinned": thinned,
+            "torn": found.torn, "ignored": found.ignored}  # fmt: skip
 
 
 def asset_view(ws: Workspace, query: Query) -> dict[str, Any]:

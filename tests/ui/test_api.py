@@ -239,3 +239,33 @@ def test_an_unreadable_record_is_named_and_hides_nothing(own_served: Served) -> 
     assert table["total"] == 5 and len(table["problems"]) == 1 and "run.json" in table["problems"][0]
     exp = own_served.get_json("/api/experiment?ref=lab/sweep")
     assert len(exp["runs"]) == 5 and exp["problems"]
+
+
+def test_metrics_are_the_series_molexp_metrics_reads(served: Served) -> None:
+    lab = served.lab
+    record = lab.records("lab/sweep")[0]
+    ref = f"lab/sweep/{record['id']}"
+    cli = json.loads(lab.molexp("metrics", ref, "--format", "json").stdout)
+    got = served.get_json(f"/api/metrics?ref={ref}")
+    assert got["attempt"] == 1 and got["names"] == ["loss"]
+    y = record["results"]["y"]
+    assert got["series"]["loss"] == {"step": [1, 2, 3, 4, 5], "value": [y / s for s in range(1, 6)]}
+    assert got["series"]["loss"]["value"] == [p["loss"] for p in cli]
+    assert served.get_json(f"/api/run?ref={ref}")["metrics"] == {"loss": y / 5}
+    table = served.get_json("/api/runs?ref=lab/sweep&sort=-metrics.loss")
+    assert "metrics.loss" in table["columns"]
+    losses = [r["values"]["metrics.loss"] for r in table["rows"]]
+    assert losses == sorted(losses, reverse=True)
+    status, _, body = served.request("GET", f"/api/metrics?ref={ref}&attempt=9")
+    assert status == 404 and "no attempt 9" in json.loads(body)["error"]
+
+
+def test_a_long_metric_series_is_thinned_for_the_chart(own_served: Served) -> None:
+    lab = own_served.lab
+    ref = "lab/sweep/" + lab.records("lab/sweep")[0]["id"]
+    path = lab.run_dir(ref) / "attempts" / "1" / "metrics.jsonl"
+    path.write_text("".join(json.dumps({"step": i, "loss": 1 / i}) + "\n" for i in range(1, 50_001)))
+    got = own_served.get_json(f"/api/metrics?ref={ref}")
+    steps = got["series"]["loss"]["step"]
+    assert got["thinned"] == ["loss"] and 10_000 < len(steps) <= 20_001
+    assert steps[0] == 1 and steps[-1] == 50_000 and steps == sorted(steps)

@@ -63,6 +63,7 @@ def test_run_page_shows_results_attempts_and_logs(browser: Any, served: Served) 
                                 if s.text.startswith("Results") and "y" in s.text], what="results")  # fmt: skip
     assert str(record["results"]["y"]) in results[0].text
     assert wait_for(lambda: "stdout of x=" in _css(browser, "#log")[0].text, what="the stdout tail")
+    wait_for(lambda: _css(browser, ".metric canvas"), what="the loss curve")
     attempts = _css(browser, "table.attempts tbody tr")
     assert len(attempts) == 1 and "succeeded" in attempts[0].text
     links = [a.get_attribute("href") for a in _css(browser, "ul.files a")]

@@ -711,7 +711,10 @@
     var holder = h("div", { class: "plot-holder", id: "plot" });
     var aggregate = h("div", { class: "table-wrap" });
     add(main, [head, section("Plot", [controls, holder]), section("Replicas aggregated", aggregate)]);
-    add(main, section("Runs", RunsTable(ref)));
+    // The table first: the aggregate of a large experiment takes the server longer.
+    var tableDrawn = null;
+    var tableReady = new Promise(function (resolve) { tableDrawn = resolve; });
+    add(main, section("Runs", RunsTable(ref, { onData: function () { tableDrawn(); } })));
     var choice = { y: null, x: null, log: false };
     var plot = null;
     var current = null;
@@ -761,11 +764,18 @@
 
     window.addEventListener("resize", function () { if (plot) plot.setSize({ width: plotWidth(holder), height: 360 }); });
     if (REPORT) { draw(REPORT.experiment); return; }
-    follow(function () {
-      return api("experiment", { ref: ref }).then(function (answer) {
-        if (answer.changed) draw(answer.data);
+    var started = false;
+    function start() {
+      if (started) return;
+      started = true;
+      follow(function () {
+        return api("experiment", { ref: ref }).then(function (answer) {
+          if (answer.changed) draw(answer.data);
+        });
       });
-    });
+    }
+    tableReady.then(start);
+    setTimeout(start, 3000);  // (a table that cannot load does not hold the plot back)
   }
 
   function aggregateTable(exp) {
