@@ -250,7 +250,9 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
     "trash": ("molexp.cli.trash", "app", "group",
               "What `molexp rm` removed: list it, restore it, or empty the trash."),
     "run-task": ("molexp.cli.slurm", "run_task", "hidden",
-                 "Run one queued run inside its SLURM array task (written into batch scripts)."),
+                 "Run the runs queued for this SLURM array task (written into batch scripts)."),
+    "run-retry": ("molexp.cli.slurm", "run_retry", "hidden",
+                  "Resubmit the runs SLURM interrupted (the follow-up job of `run --retries`)."),
 }
 
 

@@ -181,7 +181,7 @@ def report(plan: action.Plan) -> tuple[list[Outcome], int | None]:
     """Execute the plan with progress on stderr; return the outcomes and any signal."""
     specs, json_out, ref = plan.specs, plan.request.json_mode, plan.experiment.ref
     fail_fast = plan.request.fail_fast
-    concurrent = plan.request.jobs > 1 and len(specs) > 1
+    concurrent = (plan.request.jobs or 1) > 1 and len(specs) > 1
     live = concurrent and output.is_tty(sys.stderr)
     # JSON lines would tear a live display drawn on the same terminal: hold them.
     hold_json = live and output.is_tty(sys.stdout)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
@@ -58,21 +59,42 @@ def render_submission(plan: action.Plan) -> int:
     output.say(_summary(exp, sub.outcomes))
     if sub.job_id is None:
         output.say("nothing submitted")
-    else:
-        output.say(f"SLURM job array {sub.job_id} (script: {sub.script_path})")
+    for array in sub.arrays:
+        if array.job_id:
+            output.say(f"SLURM job array {array.job_id} (script: {array.script_path})")
+    if len(sub.job_ids) > 1:
+        output.say(
+            f"{len(sub.job_ids)} arrays: this cluster allows {sub.array_limit} tasks per array"
+        )
+    if sub.follow_up:
+        output.say(f"SLURM job {sub.follow_up} resubmits what SLURM interrupts (--retries)")
     return action.exit_code(sub.outcomes)
 
 
 def run_task(
-    ref: str = typer.Argument(..., help="PROJECT/EXPERIMENT/RUN_ID queued for this array task."),
+    refs: list[str] = typer.Argument(..., help="PROJECT/EXPERIMENT/RUN_ID(s) queued for this array task, run in turn."),
 ) -> None:
-    """Run one queued run inside its SLURM array task (written into batch scripts)."""
+    """Run the runs queued for this SLURM array task (written into batch scripts)."""
     from molexp.core.slurm import task
 
-    done = task.run_ref(state.workspace(), ref)
-    o = done.outcome
-    output.say(
-        f"molexp run-task {o.run.ref} (SLURM job {done.job}): {o.action}, {o.status}"
-        + (f" ({o.message})" if o.message else "")
-    )
+    done = task.run_refs(state.workspace(), refs)
+    for o in done.outcomes:
+        output.say(
+            f"molexp run-task {o.run.ref} (SLURM job {done.job}): {o.action}, {o.status}"
+            + (f" ({o.message})" if o.message else "")
+        )
     raise typer.Exit(done.exit_code)
+
+
+def run_retry(
+    manifest: Path = typer.Argument(..., help="The submission's retry manifest (.molexp/slurm/retry-*.json)."),
+) -> None:
+    """Resubmit the runs SLURM interrupted (the follow-up job of `run --retries`)."""
+    from molexp.core.slurm import submit
+
+    for sub in submit.retry(state.workspace().root, manifest):
+        for o in sub.outcomes:
+            output.say(_line(o))
+        for array in sub.arrays:
+            output.say(f"SLURM job array {array.job_id} (script: {array.script_path})")
+    output.say("run-retry: done")

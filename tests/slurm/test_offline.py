@@ -101,7 +101,9 @@ def test_a_failed_release_cancels_the_array_and_the_records_say_so(
     log = tmp_path / "calls"
     fake_tool(bindir, "sbatch", f'cat >/dev/null; echo sbatch "$@" >>{log}; echo 77')
     fake_tool(
-        bindir, "scontrol", f"echo scontrol \"$@\" >>{log}; echo 'release refused' >&2; exit 1"
+        bindir,
+        "scontrol",
+        f'[ "$1" = show ] && exit 0; echo scontrol "$@" >>{log}; echo "release refused" >&2; exit 1',
     )
     fake_tool(bindir, "scancel", f'echo scancel "$@" >>{log}')
     monkeypatch.setenv("PATH", f"{bindir}:/usr/bin:/bin")
@@ -123,7 +125,10 @@ def test_a_failed_release_cancels_the_array_and_the_records_say_so(
     [
         (["--executor", "slurm", "--sbatch-arg=--array=1-9"], "molexp sets --array itself"),
         (["--executor", "slurm", "--sbatch-arg=partition"], "must look like --name=value"),
-        (["--sbatch-arg=--time=5"], "--sbatch-arg needs slurm"),
+        (["--sbatch-arg=--time=5"], "--sbatch-arg, --pack and --retries need slurm"),
+        (["--pack", "2"], "--pack and --retries need slurm"),
+        (["--executor", "slurm", "--sbatch-arg=--arr=0"], "(--arr is how sbatch reads --array)"),
+        (["--executor", "slurm", "--pack", "0"], "--pack must be at least 1"),
         (["--executor", "pbs"], "use local or slurm"),
     ],
 )
@@ -150,7 +155,7 @@ def test_run_task_does_nothing_for_a_run_not_queued_for_it(
     monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "0")
     res = cli("run-task", f"{exp}/{run_id}")
     assert res.exit_code == 0, res.output
-    assert "not queued for SLURM job 5_0" in res.stderr
+    assert "(SLURM job 5_0): skipped, succeeded (up to date)" in res.stderr
     record = json.loads(cli("show", run_id, "--json").stdout)
     assert len(record["attempts"]) == 1
     monkeypatch.delenv("SLURM_ARRAY_JOB_ID")

@@ -73,8 +73,13 @@ def select(ref: Ref, everything: bool = False) -> tuple[list[Run], list[MolexpEr
     """The queued or running runs REF names (a run, an experiment, or with
     ``everything`` a project or the workspace), and the records that could not be read."""
     from molexp.core.records.workspace import Experiment, Project
+    from molexp.core.slurm import paths
     from molexp.core.views.listing import scan
 
+    if paths.unfinished(ref.workspace.root):  # a SLURM submission whose submitter died
+        from molexp.core.slurm.journal import repair
+
+        repair(ref.workspace)
     if ref.kind == "run":
         assert ref.experiment is not None and ref.run_id is not None
         return [Run.load(ref.experiment, ref.run_id)], []

@@ -39,7 +39,7 @@ class RunRequest(NamedTuple):
     params: Sequence[str] = ()
     grids: Sequence[str] = ()
     grid_file: Path | None = None
-    jobs: int = 1
+    jobs: int | None = None  # local: runs at once (default 1); slurm: the %N throttle
     fail_fast: bool = False
     force: bool = False
     wait: bool = False
@@ -48,6 +48,8 @@ class RunRequest(NamedTuple):
     executor: str = "local"
     sbatch_args: Sequence[str] = ()
     cwd: Path | None = None  # None: the current directory
+    pack: int = 1  # slurm: runs per array task
+    retries: int = 0  # slurm: resubmissions after timeout, preemption, node failure
 
 
 class Plan(NamedTuple):
@@ -61,11 +63,13 @@ class Plan(NamedTuple):
 
 def plan_request(ws: Workspace, request: RunRequest) -> Plan:
     """Check the request and plan its runs; writes nothing."""
-    if request.jobs < 1:
+    if request.jobs is not None and request.jobs < 1:
         raise UsageError(f"--jobs must be at least 1, got {request.jobs}")
-    if request.executor not in EXECUTORS or (request.sbatch_args and request.executor != "slurm"):
+    slurm_only = request.sbatch_args or request.pack != 1 or request.retries
+    if request.executor not in EXECUTORS or (slurm_only and request.executor != "slurm"):
         raise UsageError(
-            f"--executor {request.executor!r}: use local or slurm (--sbatch-arg needs slurm)"
+            f"--executor {request.executor!r}: use local or slurm "
+            "(--sbatch-arg, --pack and --retries need slurm)"
         )
     overrides = [values.parse_assignment(o, "--override") for o in request.overrides]
     params = [values.parse_assignment(p, "--param") for p in request.params]
@@ -123,10 +127,11 @@ def execute(
     on_done: Callable[[Outcome], object] | None = None,
 ) -> tuple[list[Outcome], int | None]:
     """Execute the planned runs here (``--executor local``)."""
-    if p.request.jobs > 1 and len(p.specs) > 1:
+    jobs = p.request.jobs or 1
+    if jobs > 1 and len(p.specs) > 1:
         p.options.echo = False  # the logs keep every run's output
     return batch.run_many(
-        p.experiment, p.specs, p.options, p.request.jobs, on_start, on_done, p.request.fail_fast
+        p.experiment, p.specs, p.options, jobs, on_start, on_done, p.request.fail_fast
     )
 
 
@@ -135,9 +140,10 @@ def submit(p: Plan) -> Submission:
     from molexp.core.slurm import submit as submission
 
     args = list(p.request.sbatch_args)
+    settings = submission.Settings(p.request.pack, p.request.jobs, p.request.retries)
     if p.request.dry_run:
-        return submission.prepare(p.experiment, p.specs, p.options, args)
-    return submission.submit(p.experiment, p.specs, p.options, args)
+        return submission.prepare(p.experiment, p.specs, p.options, args, settings=settings)
+    return submission.submit(p.experiment, p.specs, p.options, args, settings)
 
 
 def exit_code(outcomes: Sequence[Outcome], signal: int | None = None) -> int:

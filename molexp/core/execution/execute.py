@@ -57,17 +57,26 @@ def on_signal(sig, frame):
         signal.setitimer(signal.ITIMER_REAL, grace)
 for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
     signal.signal(s, on_signal)
+for s in (signal.SIGUSR1, signal.SIGUSR2):  # relayed to the command, not fatal here
+    signal.signal(s, signal.SIG_IGN)
 if os.getppid() != parent:
     os._exit(137)
 pid = os.fork()
 if pid == 0:
-    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
+    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE, signal.SIGUSR1, signal.SIGUSR2):
         signal.signal(s, signal.SIG_DFL)
     try:
         os.execvp(argv[0], argv)
     except OSError as exc:
         sys.stderr.write("molexp: cannot execute %s: %s\n" % (argv[0], exc.strerror))
         os._exit(127)
+def relay(sig, frame):
+    try:
+        os.kill(pid, sig)
+    except OSError:
+        pass
+for s in (signal.SIGUSR1, signal.SIGUSR2):
+    signal.signal(s, relay)
 while True:
     try:
         _, status = os.waitpid(pid, 0)
@@ -134,7 +143,11 @@ class CommandResult:
 
 
 class SignalState:
-    """Forwards SIGINT/SIGTERM to every running command group while installed."""
+    """Forwards SIGINT/SIGTERM to every running command group while installed.
+
+    SIGUSR1/SIGUSR2 (a scheduler's warning before the walltime, ``--signal=B:USR1@120``)
+    are relayed to each command and change nothing else: the run goes on.
+    """
 
     def __init__(self) -> None:
         self.received: int | None = None
@@ -148,6 +161,18 @@ class SignalState:
             return
         for sig in (signal.SIGINT, signal.SIGTERM):
             self._previous[sig] = signal.signal(sig, self._handle)
+        for sig in (signal.SIGUSR1, signal.SIGUSR2):
+            self._previous[sig] = signal.signal(sig, self._relay)
+
+    def _relay(self, sig: int, frame: object) -> None:
+        """Pass ``sig`` to each command's supervisor, which hands it to the command."""
+        with self._lock:
+            groups = list(self._groups)
+        for pgid in groups:
+            try:
+                os.kill(pgid, sig)
+            except OSError:
+                pass
 
     def uninstall(self) -> None:
         for sig, handler in self._previous.items():

@@ -42,7 +42,57 @@ if TYPE_CHECKING:
     from molexp.core.provenance.gitinfo import GitInfo
 
 RESULTS_FILE = "results.json"
+# Why an attempt ended when neither its command's exit nor a signal to this process
+# explains it (SPEC §13): `attempt.cause`, null for an attempt its command ended.
+CAUSES = ("timeout", "preempted", "node_failure", "requeued", "launch_failed", "cancelled", "owner_lost")
+# The status each cause leaves (``cancelled`` and ``owner_lost`` also end queued runs).
+CAUSE_STATUS = {
+    "timeout": "interrupted",
+    "preempted": "interrupted",
+    "node_failure": "interrupted",
+    "requeued": "interrupted",
+    "launch_failed": "failed",
+    "cancelled": "cancelled",
+    "owner_lost": "interrupted",
+}
 INPUTS_FILE = "inputs.jsonl"
+
+
+@dataclass
+class TaskStart:
+    """One start of a scheduler's task (a SLURM array task) that runs a queued run.
+
+    ``restart`` counts the scheduler's earlier starts of the task (requeues).
+    ``explain(signal)`` says, once a signal ended the command, why the scheduler
+    sent it: ``(status, cause, error)``, or None for a plain cancel.  ``earlier()``
+    is the cause of the previous start's end, asked when that start died without
+    recording it.  ``output`` is where the scheduler writes the task's output.
+    """
+
+    job: str
+    restart: int = 0
+    output: str | None = None
+    explain: Callable[[int], tuple[str, str, str] | None] | None = None
+    earlier: Callable[[], str] | None = None
+
+
+def task_verdict(record: Mapping[str, Any], task: TaskStart) -> str | None:
+    """What a start of scheduler task ``task`` does with ``record``.
+
+    ``continue``: the attempt queued for it becomes the running one.  ``requeue``:
+    the scheduler started the task again (node failure, preemption, ``scontrol
+    requeue``) after the attempt it ran: a new attempt of the same queue entry.
+    None: the run is not waiting for this task (cancelled, submitted again,
+    succeeded): nothing to do.
+    """
+    last = latest(record)
+    if last.get("scheduler_job_id") != task.job or record.get("status") == "succeeded":
+        return None
+    if record.get("status") == "queued":
+        return "continue"
+    if record.get("status") == "running" or int(last.get("restart") or 0) < task.restart:
+        return "requeue"
+    return None
 
 
 @dataclass
@@ -62,6 +112,7 @@ class RunOptions:
     # Asked when a local `run` meets a run queued on a scheduler: is its queue entry
     # gone (then the run may start here)?  Unset, a queued run is held.
     queue_gone: Callable[[dict[str, Any]], bool] | None = None
+    task: TaskStart | None = None  # set in a scheduler's task (`molexp run-task`)
 
 
 @dataclass
@@ -171,6 +222,7 @@ def _fields(
         "cwd": str(cwd),
         "git": git,
         "error": None,
+        "cause": None,
         "results": None,
     }
 
@@ -184,11 +236,15 @@ def _close(run: Run, attempt: dict[str, Any], status: str, **fields: Any) -> Non
     run.save()
 
 
-def close_stale(run: Run, reason: str | None = None, status: str | None = None) -> bool:
+def close_stale(
+    run: Run, reason: str | None = None, status: str | None = None, cause: str | None = None
+) -> bool:
     """Mark the active attempt of a run whose owner is gone as finished.
 
-    ``status`` defaults to ``interrupted`` for a running attempt and
-    ``cancelled`` for a queued one; ``reason`` goes to the attempt's ``error``
+    ``status`` defaults to the one ``cause`` leaves (:data:`CAUSE_STATUS`), else
+    ``interrupted`` for a running attempt and ``cancelled`` for a queued one;
+    ``cause`` (:data:`CAUSES`) to ``owner_lost`` for an interrupted attempt and
+    ``cancelled`` for a cancelled one.  ``reason`` goes to the attempt's ``error``
     (unless it already holds one).  The caller holds the run's lock.  Returns
     whether the record changed.
     """
@@ -196,24 +252,34 @@ def close_stale(run: Run, reason: str | None = None, status: str | None = None) 
     if rec["status"] not in ACTIVE or not rec["attempts"]:
         return False
     attempt = rec["attempts"][-1]
+    final = status or CAUSE_STATUS.get(cause or "") or (
+        "interrupted" if rec["status"] == "running" else "cancelled"
+    )
     _close(
         run,
         attempt,
-        status or ("interrupted" if rec["status"] == "running" else "cancelled"),
+        final,
         finished_at=attempt.get("finished_at") or now(),
         error=attempt.get("error") or reason or "its process ended without recording an outcome",
+        cause=attempt.get("cause")
+        or cause
+        or {"interrupted": "owner_lost", "cancelled": "cancelled"}.get(final),
     )
     return True
 
 
 def close_attempt(
-    run: Run, n: int | None, status: str | None = None, reason: str | None = None
+    run: Run,
+    n: int | None,
+    status: str | None = None,
+    reason: str | None = None,
+    cause: str | None = None,
 ) -> bool:
     """Record attempt ``n`` (whose owner is gone) finished, taking the run's lock.
 
-    ``status`` and ``reason`` are as for :func:`close_stale`.  Returns False when
-    the lock is busy or cannot be written; True when the record is now settled
-    (by us, or by someone before us: then the fresh record says so).
+    ``status``, ``reason`` and ``cause`` are as for :func:`close_stale`.  Returns
+    False when the lock is busy or cannot be written; True when the record is
+    now settled (by us, or by someone before us: then the fresh record says so).
     """
     try:
         got = locks.try_acquire(run.dir, "reconcile", root=run.experiment.workspace.root)
@@ -223,7 +289,7 @@ def close_attempt(
             run.reload()
             if run.status not in ACTIVE or latest(run.record).get("n") != n:
                 return True  # someone else moved it on
-            close_stale(run, reason, status)
+            close_stale(run, reason, status, cause)
             return True
         finally:
             got.release()
@@ -291,8 +357,10 @@ def open_attempt(run: Run, options: RunOptions) -> dict[str, Any]:
     """Start an attempt of ``run`` in this process and record it ``running``.
 
     The attempt is a new one (:func:`next_number`), or, for a SLURM array task,
-    the queued attempt it continues.  Writes the attempt's folder (params,
-    config, git patch), then the record.  The caller holds the run's lock.
+    the queued attempt it continues; a task SLURM started again opens a new
+    attempt of the same queue entry (its ``submission`` kept, ``restart`` counted).
+    Writes the attempt's folder (params, config, git patch), then the record.
+    The caller holds the run's lock.
     """
     from molexp.core.execution.execute import build_argv, write_json_file
     from molexp.core.provenance.gitinfo import patch_bytes
@@ -301,12 +369,16 @@ def open_attempt(run: Run, options: RunOptions) -> dict[str, Any]:
     ws_root = exp.workspace.root
     rec = run.record
     attempt: dict[str, Any]
-    if rec["status"] == "queued" and options.executor == "slurm-task":
+    task = options.task
+    previous = latest(rec)
+    if task is not None and rec["status"] == "queued":
         attempt = rec["attempts"][-1]
         n = int(attempt["n"])
     else:
         n = next_number(rec)
         attempt = {"n": n}
+        if task is not None:  # started again by the scheduler: the same queue entry
+            attempt.update(status="running", submitted_at=previous.get("submitted_at"))
         rec["attempts"].append(attempt)
     attempt_dir = run.attempt_dir(n)
     argv = build_argv(require_command(exp, options), options.argv, placeholder_values(run))
@@ -323,14 +395,20 @@ def open_attempt(run: Run, options: RunOptions) -> dict[str, Any]:
             started_at=now(),
             host=locks.hostname(),
             pid=os.getpid(),
-            executor="slurm" if options.executor == "slurm-task" else options.executor,
-            scheduler_job_id=attempt.get("scheduler_job_id", options.scheduler_job_id),
+            executor="slurm" if task is not None else options.executor,
+            scheduler_job_id=task.job if task is not None else options.scheduler_job_id,
             argv=argv,
             cwd=options.cwd,
             git=git.summary(),
             env=env,
         )
     )
+    if task is not None:
+        submission = dict(attempt.get("submission") or previous.get("submission") or {})
+        if task.output:
+            submission["output"] = task.output
+        attempt["submission"] = submission
+        attempt["restart"] = task.restart
     rec["status"] = "running"
     (run.dir / RESULTS_FILE).unlink(missing_ok=True)
     write_json_file(attempt_dir / "params.json", rec.get("params") or {}, ws_root)
@@ -463,15 +541,23 @@ def execute_run(run: Run, options: RunOptions, signals: SignalState) -> Outcome:
             )
         run.reload()
         status, reason = observe(run.record, run.dir)
-        if options.executor == "slurm-task" and not _queued_for(run, options.scheduler_job_id):
-            return Outcome(
-                run, "skipped", run.status,
-                message=f"not queued for SLURM job {options.scheduler_job_id}; nothing to do",
-            )
-        if run.status in ACTIVE:
-            if run.status == "queued" and options.executor == "slurm-task":
-                pass  # this task is what the queue entry was waiting for
-            elif run.status == "queued" and not _queue_entry_gone(run, options):
+        task = options.task
+        if task is not None:
+            verdict = task_verdict(run.record, task)
+            if verdict is None:
+                return Outcome(
+                    run, "skipped", run.status,
+                    message=f"not queued for SLURM job {task.job} (status {run.status}); "
+                    "nothing to do",
+                )
+            if verdict == "requeue" and run.status == "running":  # its start died unrecorded
+                close_stale(
+                    run,
+                    f"SLURM started job {task.job} again: this start ended without recording",
+                    cause=task.earlier() if task.earlier is not None else "requeued",
+                )
+        elif run.status in ACTIVE:
+            if run.status == "queued" and not _queue_entry_gone(run, options):
                 return Outcome(
                     run, "held", "queued",
                     message=f"run {run.id} is queued as SLURM job "
@@ -536,12 +622,6 @@ def _fold_annotations(run: Run) -> None:
             got.release()
 
 
-def _queued_for(run: Run, job: str | None) -> bool:
-    """Whether ``run`` waits for (or, requeued, was started by) SLURM task ``job``."""
-    attempts = run.record["attempts"]
-    return run.status in ACTIVE and bool(attempts) and attempts[-1].get("scheduler_job_id") == job
-
-
 def _queue_entry_gone(run: Run, options: RunOptions) -> bool:
     gone = options.queue_gone
     return gone is not None and gone(run.record["attempts"][-1])
@@ -574,9 +654,12 @@ def _attempt(run: Run, options: RunOptions, signals: SignalState) -> Outcome:
         _close(run, attempt, "failed", finished_at=now(), exit_code=127, error=str(exc))
         return Outcome(run, "executed", "failed", 127, n, str(exc))
     code = result.exit_code if result.exit_code >= 0 else 128 - result.exit_code
+    cause = None
     if result.signal is not None:
-        status = "cancelled"
-        attempt["error"] = f"cancelled by signal {result.signal}"
+        status, cause, error = "cancelled", "cancelled", f"cancelled by signal {result.signal}"
+        explain = options.task.explain if options.task is not None else None
+        status, cause, error = (explain(result.signal) if explain else None) or (status, cause, error)
+        attempt["error"] = error
     else:
         status = "succeeded" if code == 0 else "failed"
     problems = list(result.log_errors)  # a full disk: the command ran to its end, its log not
@@ -585,7 +668,7 @@ def _attempt(run: Run, options: RunOptions, signals: SignalState) -> Outcome:
     try:
         _close(
             run, attempt, status, finished_at=now(), exit_code=code,
-            duration=round(result.duration, 6),
+            duration=round(result.duration, 6), cause=cause,
         )  # fmt: skip
     except OSError as exc:
         if exc.filename is None:

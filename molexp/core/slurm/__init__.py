@@ -6,7 +6,10 @@
 - ``submit``: which runs to submit, and the submission itself.
 - ``reconcile``: what SLURM's answers make of the records queued or running under it.
 - ``task``: one array task, continuing the attempt queued for it.
+- ``journal``: what an unfinished submission did, and its repair.
+- ``paths``: where SLURM files live in a workspace.
 
 Attempts are queued, opened and closed by :mod:`molexp.core.execution.lifecycle`,
 which these modules call.
 """
+

@@ -170,6 +170,12 @@ def select(
     for status in statuses:
         if status not in STATUSES:
             raise UsageError(f"unknown status {status!r}; use one of: {', '.join(STATUSES)}")
+    from molexp.core.slurm import paths
+
+    if paths.unfinished(ws.root):  # a SLURM submission whose submitter died: settled first
+        from molexp.core.slurm.journal import repair
+
+        repair(ws)
     out = Selection(statuses=statuses, where=where, sort=sort)
     full_where = needs_record(c.key for c in where)
     slurm_runs: list[Run] = []

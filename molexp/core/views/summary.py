@@ -45,6 +45,12 @@ def run_record(ref: Ref) -> dict[str, Any]:
 def describe(ref: Ref) -> dict[str, Any]:
     """The record of what ``ref`` names, as `show --json` prints it (for a failed,
     interrupted or cancelled run, with ``stderr_tail``: the last lines of its stderr)."""
+    from molexp.core.slurm import paths
+
+    if paths.unfinished(ref.workspace.root):  # a SLURM submission whose submitter died
+        from molexp.core.slurm.journal import repair
+
+        repair(ref.workspace)
     if ref.kind == "run":
         record = run_record(ref)
         attempts = record.get("attempts") or []

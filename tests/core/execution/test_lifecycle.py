@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from molexp.core.execution import lifecycle
-from molexp.core.execution.lifecycle import RunOptions
+from molexp.core.execution.lifecycle import RunOptions, TaskStart
 from molexp.core.records.runs import Run, create_run
 from molexp.core.records.workspace import Experiment
 from molexp.core.store import lock as locks
@@ -71,7 +71,7 @@ def test_an_open_attempt_holds_the_fields_of_spec_8(run: Run) -> None:
     assert record["status"] == "running" and record["attempts"] == [attempt]
     assert list(attempt) == [
         "n", "status", "started_at", "finished_at", "exit_code", "duration", "host", "pid",
-        "env", "executor", "scheduler_job_id", "argv", "cwd", "git", "error", "results",
+        "env", "executor", "scheduler_job_id", "argv", "cwd", "git", "error", "cause", "results",
     ]  # fmt: skip
     assert attempt["host"] == locks.hostname() and attempt["pid"] == os.getpid()
     assert attempt["env"]["cpu_count"] == os.cpu_count()  # SPEC §16
@@ -103,23 +103,51 @@ def test_enqueue_records_a_queued_attempt(run: Run) -> None:
 def test_the_task_continues_the_queued_attempt(run: Run) -> None:
     lifecycle.enqueue(run, "7_0", RunOptions(cwd=run.dir.parent), SUBMISSION)
     queued = on_disk(run)["attempts"][0]
-    attempt = open_here(run, executor="slurm-task", scheduler_job_id="7_0", command="echo {seed}")
+    attempt = open_here(run, task=TaskStart("7_0"), command="echo {seed}")
     (recorded,) = on_disk(run)["attempts"]
     assert recorded == attempt and attempt["n"] == 1 and attempt["status"] == "running"
     assert attempt["executor"] == "slurm" and attempt["scheduler_job_id"] == "7_0"
     assert attempt["submitted_at"] == queued["submitted_at"]
-    assert attempt["submission"] == queued["submission"]
+    assert attempt["submission"] == queued["submission"] and attempt["restart"] == 0
     assert attempt["host"] == locks.hostname() and attempt["started_at"] is not None
     assert attempt["argv"] == ["/bin/sh", "-c", f"echo {run.record['seed']}"]
 
 
 def test_a_requeued_task_opens_the_next_attempt(run: Run) -> None:
     lifecycle.enqueue(run, "7_0", RunOptions(cwd=run.dir.parent), SUBMISSION)
-    open_here(run, executor="slurm-task", scheduler_job_id="7_0")
-    assert close_here(run, "node lost")  # what the next start finds first
-    again = open_here(run, executor="slurm-task", scheduler_job_id="7_0")
-    assert again["n"] == 2 and again["scheduler_job_id"] == "7_0"
+    first = TaskStart("7_0")
+    assert lifecycle.task_verdict(on_disk(run), first) == "continue"
+    open_here(run, task=first)
+    again = TaskStart("7_0", restart=1, output="/out/7_0.out")
+    assert lifecycle.task_verdict(on_disk(run), again) == "requeue"  # its start died unrecorded
+    assert close_here(run, "node lost", None, "node_failure")
+    record = on_disk(run)
+    assert (record["status"], record["attempts"][0]["cause"]) == ("interrupted", "node_failure")
+    assert lifecycle.task_verdict(record, TaskStart("7_0")) is None  # the same start: no
+    assert lifecycle.task_verdict(record, TaskStart("8_0", restart=3)) is None  # another job
+    second = open_here(run, task=again)
+    assert second["n"] == 2 and second["scheduler_job_id"] == "7_0" and second["restart"] == 1
+    assert second["submitted_at"] == record["attempts"][0]["submitted_at"]
+    assert second["submission"] == dict(record["attempts"][0]["submission"], output="/out/7_0.out")
     assert [a["status"] for a in on_disk(run)["attempts"]] == ["interrupted", "running"]
+    lifecycle.close_attempt(run, 2, "succeeded")
+    assert lifecycle.task_verdict(on_disk(run), TaskStart("7_0", restart=2)) is None
+
+
+def test_causes_give_their_status(run: Run) -> None:
+    lifecycle.enqueue(run, "7_0", RunOptions(cwd=run.dir.parent), SUBMISSION)
+    assert lifecycle.close_attempt(run, 1, None, "launch failed", "launch_failed")
+    attempt = on_disk(run)["attempts"][0]
+    assert (attempt["status"], attempt["cause"], attempt["error"]) == (
+        "failed", "launch_failed", "launch failed",
+    )
+    lifecycle.enqueue(run, "8_0", RunOptions(cwd=run.dir.parent), SUBMISSION)
+    assert lifecycle.close_attempt(run, 2, "cancelled", "cancelled with `molexp cancel`")
+    assert on_disk(run)["attempts"][1]["cause"] == "cancelled"
+    open_here(run)
+    assert close_here(run, "gone")
+    assert on_disk(run)["attempts"][2]["cause"] == "owner_lost"
+    assert set(lifecycle.CAUSE_STATUS) == set(lifecycle.CAUSES)
 
 
 def test_enqueue_holds_active_runs_and_skips_succeeded_ones(run: Run) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ REFS = ["qm9/baseline/0123456789abcdef", "qm9/baseline/fedcba9876543210"]
 
 def script(tmp_path: Path, args: list[str] | None = None) -> str:
     return slurm.batch_script(
-        REFS,
+        [[r] for r in REFS],
         tmp_path / "ws",
         tmp_path / "src",
         args or [],
@@ -34,9 +35,10 @@ def test_one_task_per_run_in_order(tmp_path: Path) -> None:
     assert "#SBATCH --job-name=molexp-qm9-baseline" in lines
     start = lines.index("RUNS=(")
     assert [line.strip() for line in lines[start + 1 : start + 3]] == REFS
+    assert "#SBATCH --open-mode=append" in lines  # a requeued start adds to the output
     assert lines[-1] == (
         f"exec /opt/venv/bin/python -m molexp -w {tmp_path}/ws run-task "
-        '"${RUNS[$SLURM_ARRAY_TASK_ID]}"'
+        "${RUNS[$SLURM_ARRAY_TASK_ID]}"
     )
 
 
@@ -53,11 +55,41 @@ def test_sbatch_args_follow_the_fixed_lines(tmp_path: Path) -> None:
 
 def test_values_with_spaces_are_quoted(tmp_path: Path) -> None:
     text = slurm.batch_script(
-        REFS, tmp_path / "my ws", tmp_path, ["--comment=two words"], "j", python="/p y/python"
-    )
-    assert f'#SBATCH --output="{tmp_path}/my ws/.molexp/slurm/%A_%a.out"' in text
-    assert '#SBATCH --comment="two words"' in text
-    assert f"exec '/p y/python' -m molexp -w '{tmp_path}/my ws' run-task" in text
+        [REFS], tmp_path / "my ws%j", tmp_path, ["--mail-user=a b\"c'd#e\\f"], "j",
+        python="/p y/python",
+    )  # fmt: skip
+    assert f'#SBATCH --output="{tmp_path}/my ws%%j/.molexp/slurm/%A_%a.out"' in text
+    assert '#SBATCH --mail-user="a b\\"c\'d#e\\\\f"' in text
+    assert f"exec '/p y/python' -m molexp -w '{tmp_path}/my ws%j' run-task" in text
+    assert slurm.escape("--time=10") == "--time=10"
+    assert slurm.escape("two words") == '"two words"'
+
+
+def test_packed_tasks_throttle_and_dependency(tmp_path: Path) -> None:
+    text = slurm.batch_script(
+        [REFS, REFS[:1]], tmp_path, tmp_path, [], "j", comment="molexp:t", throttle=3,
+        dependency="afterany:5",
+    )  # fmt: skip
+    assert "#SBATCH --array=0-1%3" in text and "#SBATCH --comment=molexp:t" in text
+    assert "#SBATCH --dependency=afterany:5" in text
+    assert "3 run(s) in 2 task(s)" in text
+    shown = text.replace(f"exec {sys.executable} -m molexp -w {tmp_path} run-task", "echo")
+    out = subprocess.run(
+        ["bash", "-c", shown], capture_output=True, text=True, check=True,
+        env={"SLURM_ARRAY_TASK_ID": "0", "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert out.stdout.split() == REFS  # task 0 runs both, in turn
+
+
+def test_output_patterns_are_recorded_as_slurm_writes_them(tmp_path: Path) -> None:
+    values = {"A": "76", "a": "3", "x": "molexp-p-e", "u": "me"}
+    default = slurm.output_pattern([], tmp_path / "w%s", tmp_path)
+    assert slurm.expand_pattern(default, values) == f"{tmp_path}/w%s/.molexp/slurm/76_3.out"
+    custom = slurm.output_pattern(["--output=logs/%x-%A_%4a.%j.out"], tmp_path, tmp_path / "src")
+    assert slurm.expand_pattern(custom, values) == f"{tmp_path}/src/logs/molexp-p-e-76_0003.%j.out"
+    chdir = slurm.output_pattern(["-D/scratch", "-o", "-oout.txt"], tmp_path, tmp_path)
+    assert chdir == "/scratch/out.txt"
+    assert slurm.option(["--time=5", "-t9"], "time", "t") == "9"
 
 
 def test_script_is_valid_bash_and_maps_task_ids(tmp_path: Path) -> None:
@@ -81,6 +113,13 @@ def test_script_is_valid_bash_and_maps_task_ids(tmp_path: Path) -> None:
         "-a0-3",
         "--wrap=hostname",
         "--hold",
+        "--arr=0",
+        "--ar=0",
+        "--par",
+        "--comm=x",
+        "--wr=x",
+        "-vH",
+        "-va3",
         "partition=gpu",
         "",
         "-",
@@ -94,7 +133,8 @@ def test_bad_sbatch_args_are_refused(bad: object) -> None:
 
 
 def test_good_sbatch_args_pass() -> None:
-    good = ["--partition=gpu", "-p", "gpu", "--account=chem", "-A", "chem", "--gres=gpu:2"]
+    good = ["--partition=gpu", "-p", "gpu", "--account=chem", "-A", "chem", "--gres=gpu:2",
+            "-Jname-with-a-and-H", "--output=x%j", "--time=1", "--signal=B:USR1@120"]  # fmt: skip
     with pytest.raises(UsageError):  # a bare value is not an option
         slurm.check_sbatch_args(good, "x")
     ok = [g for g in good if g.startswith("-")]

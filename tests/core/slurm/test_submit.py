@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +39,21 @@ def records(exp: Experiment) -> list[dict[str, Any]]:
     return sorted(found, key=lambda r: r["replica"])
 
 
-def fake_slurm(fake_tool: FakeTool, log: Path, release: str = "exit 0") -> None:
-    fake_tool("sbatch", f'cat >/dev/null; echo sbatch "$@" >>{log}; echo 77')
-    fake_tool("scontrol", f'echo scontrol "$@" >>{log}; {release}')
+def fake_slurm(
+    fake_tool: FakeTool, log: Path, release: str = "exit 0", max_array: int = 1001
+) -> None:
+    """sbatch gives ids 77, 78, ...; scontrol answers `show config`; the rest is logged."""
+    count = log.with_suffix(".ids")
+    fake_tool(
+        "sbatch",
+        f'cat >>{log}.scripts; echo sbatch "$@" >>{log}; '
+        f"n=$(cat {count} 2>/dev/null || echo 76); n=$((n+1)); echo $n >{count}; echo $n",
+    )
+    fake_tool(
+        "scontrol",
+        f'case "$1" in show) printf "MaxArraySize = {max_array}\\nClusterName = fake\\n";; '
+        f'*) echo scontrol "$@" >>{log}; {release};; esac',
+    )
     fake_tool("scancel", f'echo scancel "$@" >>{log}')
     fake_tool("squeue", "exit 0")
 
@@ -72,6 +87,8 @@ def test_prepare_refuses_before_anything(experiment: Experiment) -> None:
         slurm.prepare(bare, specs, options(bare), [])
     with pytest.raises(UsageError, match="molexp sets --array itself"):
         slurm.prepare(bare, specs, options(bare, argv=["true"]), ["--array=0-3"])
+    with pytest.raises(UsageError, match="--pack must be at least 1"):
+        slurm.prepare(bare, specs, options(bare, argv=["true"]), [], settings=slurm.Settings(0))
 
 
 def test_submit_queues_every_run_then_releases_the_array(
@@ -85,15 +102,20 @@ def test_submit_queues_every_run_then_releases_the_array(
         "sbatch --parsable --hold",
         "scontrol release 77",
     ]
-    assert sub.script_path == exp.workspace.root / ".molexp/slurm/77.sh"
-    assert sub.script_path.read_text() == sub.script
+    (array,) = sub.arrays
+    assert array.script_path == exp.workspace.root / ".molexp/slurm/77.sh"
+    assert array.script_path.read_text() == sub.script
+    assert "#SBATCH --comment=molexp:" in array.script
+    assert not (exp.workspace.root / ".molexp/slurm/journal").exists() or not any(
+        (exp.workspace.root / ".molexp/slurm/journal").iterdir()
+    )  # the submission is complete: its journal is gone
     assert [(o.action, o.attempt) for o in sub.outcomes] == [("submitted", 1)] * 3
     recorded = records(exp)
     assert [r["status"] for r in recorded] == ["queued"] * 3
     assert [r["attempts"][0]["scheduler_job_id"] for r in recorded] == ["77_0", "77_1", "77_2"]
-    assert recorded[2]["attempts"][0]["submission"]["output"] == str(
-        exp.workspace.root / ".molexp/slurm/77_2.out"
-    )
+    submission = recorded[2]["attempts"][0]["submission"]
+    assert submission["output"] == str(exp.workspace.root / ".molexp/slurm/77_2.out")
+    assert submission["cluster"] == "fake" and submission["uid"] == os.getuid()
     fake_tool("squeue", 'printf "77_0 PENDING\\n77_1 RUNNING\\n77_2 PENDING\\n"')
     again = slurm.submit(exp, specs, options(exp), [])
     assert again.job_id is None and again.script is None
@@ -133,3 +155,113 @@ def test_a_failed_release_cancels_the_array_and_closes_the_attempts(
         attempt = record["attempts"][-1]
         assert record["status"] == "cancelled" == attempt["status"]
         assert attempt["error"].startswith("submission failed: scontrol release 77 failed")
+
+
+@pytest.fixture
+def seven(experiment: Experiment) -> tuple[Experiment, list[RunSpec]]:
+    exp = experiment.project.experiment("seven", replicas=7, command="echo {replica}")
+    return exp, plan(exp, ResolvedConfig(None, {}, None))
+
+
+def test_layout_packs_runs_and_splits_arrays_at_the_limit() -> None:
+    assert slurm.layout(7, 2, 3) == [[[0, 1], [2, 3], [4, 5]], [[6]]]
+    assert slurm.layout(3, 1, 1001) == [[[0], [1], [2]]]
+    assert slurm.layout(0, 1, 5) == []
+
+
+def test_more_tasks_than_max_array_size_make_several_arrays_released_together(
+    seven: tuple[Experiment, list[RunSpec]], fake_tool: FakeTool, tmp_path: Path
+) -> None:
+    exp, specs = seven
+    log = tmp_path / "calls"
+    fake_slurm(fake_tool, log, max_array=3)
+    sub = slurm.submit(exp, specs, options(exp), [], slurm.Settings(pack=2, throttle=1))
+    assert sub.job_ids == ["77", "78"] and sub.array_limit == 3
+    assert log.read_text().splitlines() == [
+        "sbatch --parsable --hold",
+        "sbatch --parsable --hold",
+        "scontrol release 77,78",
+    ]
+    first, second = (a.script for a in sub.arrays)
+    assert "#SBATCH --array=0-2%1" in first and "#SBATCH --array=0-0%1" in second
+    assert "--dependency" not in first and "#SBATCH --dependency=afterany:77" in second
+    jobs = {r["replica"]: r["attempts"][0]["scheduler_job_id"] for r in records(exp)}
+    assert jobs == {0: "77_0", 1: "77_0", 2: "77_1", 3: "77_1", 4: "77_2", 5: "77_2", 6: "78_0"}
+    shown = second.replace(
+        f"exec {sys.executable} -m molexp -w {exp.workspace.root} run-task", "echo"
+    )
+    out = subprocess.run(
+        ["bash", "-c", shown], capture_output=True, text=True, check=True,
+        env={"SLURM_ARRAY_TASK_ID": "0", "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert out.stdout.split() == [sub.outcomes[6].run.ref]  # index 0 of array 78 is run 6
+
+
+def test_a_user_dependency_is_kept_beside_the_chain(
+    seven: tuple[Experiment, list[RunSpec]], fake_tool: FakeTool, tmp_path: Path
+) -> None:
+    exp, specs = seven
+    fake_slurm(fake_tool, tmp_path / "calls", max_array=4)
+    sub = slurm.submit(
+        exp, specs, options(exp), ["--dependency=afterok:5"], slurm.Settings(throttle=2)
+    )
+    first, second = (a.script for a in sub.arrays)
+    assert "#SBATCH --dependency=afterok:5\n" in first
+    assert "#SBATCH --dependency=afterok:5,afterany:77" in second
+
+
+def test_a_killed_submitter_is_repaired_by_the_next_look(
+    three: tuple[Experiment, list[RunSpec]], fake_tool: FakeTool, tmp_path: Path
+) -> None:
+    from molexp.core.slurm import journal as journals
+
+    exp, specs = three
+    log = tmp_path / "calls"
+    fake_slurm(fake_tool, log)
+    ws = exp.workspace
+    journal = journals.Journal.open(ws.root, [ensure_run(exp, s).ref for s in specs])
+    journal.array("77")
+    for i, spec in enumerate(specs[:2]):  # died while recording the third run
+        lifecycle.enqueue(ensure_run(exp, spec), f"77_{i}", options(exp), {})
+    assert journals.repair(ws) == 0  # its submitter (this process) is alive
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    lock = journal.path / ".lock"
+    owner = json.loads(lock.read_text())
+    lock.write_text(json.dumps(dict(owner, pid=dead.pid, pid_start=None)))
+    fake_tool("squeue", f'echo "78|molexp:{journal.token}"; echo "79|other"')
+    assert journals.repair(ws) == 1
+    assert log.read_text().splitlines() == ["scancel 77 78"]  # 78: found by its comment
+    assert [r["status"] for r in records(exp)] == ["cancelled", "cancelled", "pending"]
+    attempt = records(exp)[0]["attempts"][0]
+    assert attempt["cause"] == "cancelled"
+    assert "its submission was interrupted before SLURM could start it" in attempt["error"]
+    assert not journal.path.exists()
+    assert journals.repair(ws) == 0
+
+
+def test_a_submitter_killed_after_the_release_note_releases_again(
+    three: tuple[Experiment, list[RunSpec]], fake_tool: FakeTool, tmp_path: Path
+) -> None:
+    from molexp.core.slurm import journal as journals
+
+    exp, specs = three
+    log = tmp_path / "calls"
+    fake_slurm(fake_tool, log)
+    journal = journals.Journal.open(exp.workspace.root, [])
+    journal.array("77")
+    journal.releasing()
+    journal.lock.release() if journal.lock else None  # gone without a word
+    assert journals.repair(exp.workspace) == 1
+    assert log.read_text().splitlines() == ["scontrol release 77"]
+
+
+def test_time_limits_for_a_retry() -> None:
+    assert slurm.parse_time("90") == 5400 and slurm.parse_time("1:30") == 90
+    assert slurm.parse_time("1:00:00") == 3600 and slurm.parse_time("2-12") == 216000
+    assert slurm.parse_time("1-0:30") == 86400 + 1800
+    assert slurm.parse_time("UNLIMITED") is None and slurm.parse_time("x-1") is None
+    assert slurm.format_time(61) == "0-00:02:00" and slurm.format_time(90000) == "1-01:00:00"
+    assert slurm.longer(["--time=30"], 2, None)[-1] == "--time=0-01:00:00"
+    assert slurm.longer([], 1.5, "00:01:00") == ["--time=0-00:02:00"]
+    assert slurm.longer(["-p", "x"], 2, None) == ["-p", "x"]
