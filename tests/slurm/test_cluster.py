@@ -80,6 +80,12 @@ def test_requeue_is_a_new_attempt_and_keeps_each_start_s_output(
     job = queued["scheduler_job_id"]
     slurm.wait_for(ref, lambda rs: statuses(rs) == ["running"])
     subprocess.run(["scontrol", "requeue", job], check=True, timeout=30)
+    # SLURM starts it again after cred_expire (11 s): meanwhile it is a requeue victim
+    (rec,) = slurm.wait_for(ref, lambda rs: rs[0]["status"] != "running", timeout=30)
+    if len(rec["attempts"]) == 1:
+        listed = json.loads(cli("ls", ref, "--status", "interrupted", "--format", "json").stdout)
+        assert [r["id"] for r in listed] == [rec["id"]]
+        assert "was requeued by SLURM" in cli("show", rec["id"]).output
     (rec,) = slurm.wait_for(ref, lambda rs: rs[0]["status"] == "succeeded", timeout=90)
     assert attempts(rec) == [("interrupted", "requeued"), ("succeeded", None)]
     first, second = rec["attempts"]

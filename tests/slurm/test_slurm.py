@@ -182,6 +182,6 @@ def test_unreachable_controller_exits_3_and_queues_nothing(
     finally:
         monkeypatch.setenv("SLURM_CONF", str(conf))
     assert res.exit_code == 3, res.output
-    assert "Unable to contact slurm controller" in res.stderr
+    assert "the SLURM controller does not answer (Slurmctld(primary) at" in res.stderr
     assert len(res.stderr.strip().splitlines()) <= 2
     assert not (workspace / "projects/p/experiments/nowhere/runs").exists()

@@ -12,4 +12,3 @@
 Attempts are queued, opened and closed by :mod:`molexp.core.execution.lifecycle`,
 which these modules call.
 """
-

@@ -93,7 +93,8 @@ def controller_down() -> str | None:
     text = proc.stdout + proc.stderr
     if " is UP" in text:
         return None
-    return " ".join(text.split()) or f"scontrol ping: exit status {proc.returncode}"
+    said = [line.strip() for line in text.splitlines() if "Slurmctld" in line or "error" in line]
+    return "; ".join(said) or f"scontrol ping: exit status {proc.returncode}"
 
 
 def _call(
@@ -126,7 +127,7 @@ def _call(
             if down is not None:
                 raise ExecutorError(
                     f"the SLURM controller does not answer ({down})",
-                    "Check with `scontrol ping`; records are shown as last written.",
+                    "Check with `scontrol ping`; try again once it is up.",
                 ) from None
             out, err = proc.communicate(timeout=limit - PING_AFTER)
     except subprocess.TimeoutExpired as exc:

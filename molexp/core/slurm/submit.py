@@ -493,6 +493,22 @@ def _follow_up(
     return job_id
 
 
+MANIFEST_KEYS = ("experiment", "refs", "arrays", "sbatch_args", "cwd", "retries")
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    """The retry manifest a submission with ``--retries`` wrote (a UsageError if not one)."""
+    try:
+        manifest = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise UsageError(f"no retry manifest at {path}") from None
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{path} is not a retry manifest ({exc})") from None
+    if not isinstance(manifest, dict) or any(k not in manifest for k in MANIFEST_KEYS):
+        raise UsageError(f"{path} is not a retry manifest (written by `run --retries`)")
+    return manifest
+
+
 def retry(ws_root: Path, manifest_path: Path) -> list[Submission]:
     """`molexp run-retry MANIFEST` (the follow-up job): resubmit the runs of a
     submission that SLURM interrupted (timeout, preemption, node failure).
@@ -504,7 +520,7 @@ def retry(ws_root: Path, manifest_path: Path) -> list[Submission]:
     from molexp.core.records.refs import resolve
     from molexp.core.records.workspace import Workspace
 
-    manifest = json.loads(manifest_path.read_bytes())
+    manifest = read_manifest(manifest_path)
     ws = Workspace(ws_root)
     target = resolve(ws, manifest["experiment"])
     assert target.experiment is not None

@@ -265,3 +265,38 @@ def test_time_limits_for_a_retry() -> None:
     assert slurm.longer(["--time=30"], 2, None)[-1] == "--time=0-01:00:00"
     assert slurm.longer([], 1.5, "00:01:00") == ["--time=0-00:02:00"]
     assert slurm.longer(["-p", "x"], 2, None) == ["-p", "x"]
+
+
+def test_the_follow_up_job_resubmits_what_slurm_interrupted(
+    three: tuple[Experiment, list[RunSpec]], fake_tool: FakeTool, tmp_path: Path
+) -> None:
+    exp, specs = three
+    log = tmp_path / "calls"
+    fake_slurm(fake_tool, log)
+    with open(exp.definition_path, "a") as fh:
+        fh.write("slurm: {retry_time_factor: 3}\n")
+    sub = slurm.submit(
+        exp, specs, options(exp), ["--time=10", "-pdebug"], slurm.Settings(retries=2)
+    )
+    assert sub.job_ids == ["77"] and sub.follow_up == "78"
+    assert log.read_text().splitlines()[-1] == "scontrol release 77,78"
+    follow_up = (tmp_path / "calls.scripts").read_text().split("#!/bin/bash")[-1]
+    assert "#SBATCH --dependency=afterany:77" in follow_up and "#SBATCH -pdebug" in follow_up
+    assert "--time=10\n" in follow_up and "run-retry" in follow_up
+    manifest = next((exp.workspace.root / ".molexp/slurm").glob("retry-*.json"))
+    # SLURM's word: 77_0 timed out, 77_1 failed by itself, 77_2 was preempted
+    fake_tool("squeue", 'printf "77_0 TIMEOUT\\n77_1 COMPLETED\\n77_2 PREEMPTED\\n"')
+    runs = [ensure_run(exp, s) for s in specs]
+    lifecycle.close_attempt(runs[1], 1, "failed", "exit 1")
+    subs = slurm.retry(exp.workspace.root, manifest)
+    assert [s.job_ids for s in subs] == [["79"], ["81"]]  # other causes, then timeouts
+    assert [len(s.pending) for s in subs] == [1, 1] and all(s.follow_up for s in subs)
+    by_replica = {r["replica"]: r for r in records(exp)}
+    assert [a["cause"] for a in by_replica[0]["attempts"]] == ["timeout", None]
+    assert by_replica[0]["attempts"][1]["submission"]["retry"] == 1
+    assert by_replica[0]["attempts"][1]["submission"]["sbatch_args"][-1] == "--time=0-00:30:00"
+    assert by_replica[2]["attempts"][1]["submission"]["sbatch_args"] == ["--time=10", "-pdebug"]
+    assert by_replica[1]["status"] == "failed" and len(by_replica[1]["attempts"]) == 1
+    assert not manifest.exists()
+    with pytest.raises(UsageError, match="no retry manifest"):
+        slurm.retry(exp.workspace.root, manifest)
