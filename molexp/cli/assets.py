@@ -229,17 +229,21 @@ def verify(
 
     ws = state.workspace()
     with progress_bar() as hook:
-        result = assets.verify_assets(ws, scope, hook)
+        result, dangling = assets.verify_with_lineage(ws, scope, hook)
     checks = result.checks
+    lost = [d.to_json() for d in dangling]
     if json_out:
-        output.print_json([c.to_json() for c in checks])
+        output.print_json([*(c.to_json() for c in checks), *lost])
     else:
         output.print_table(
             ["scope", "name", "status", "detail"],
-            [[c.asset.scope.text, c.asset.name, c.status, c.detail] for c in checks],
+            [
+                *([c.asset.scope.text, c.asset.name, c.status, c.detail] for c in checks),
+                *([r["scope"], r["name"], r["status"], r["detail"]] for r in lost),
+            ],
         )
     _report(result.problems)
-    if (error := result.failure) is not None:
+    if (error := result.failure or assets.dangling_error(dangling)) is not None:
         raise error
     output.say(f"{len(checks)} asset(s) verified")
 

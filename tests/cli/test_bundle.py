@@ -398,3 +398,87 @@ def test_imported_files_follow_the_umask(
     record = next(dest.rglob("run.json"))
     assert record.stat().st_mode & 0o777 == 0o664
     assert record.parent.stat().st_mode & 0o777 == 0o775
+
+
+# --- lineage travels with the runs (SPEC §17) -------------------------------------
+
+USES_ASSETS = (
+    f'{sys.executable} -c "import molexp as mx, pathlib; ctx = mx.current_run(); '
+    "print(pathlib.Path(ctx.find_asset('potential')).read_text().strip()); "
+    "print(pathlib.Path(ctx.find_asset('structure', scope='geo/relax')).read_text().strip())\""
+)
+
+
+@pytest.fixture
+def lineage_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Cli) -> Path:
+    """md/run uses a workspace asset and an asset of another project's experiment."""
+    root = tmp_path / "hpc"
+    root.mkdir()
+    monkeypatch.chdir(root)
+    assert cli("init . --name hpc").exit_code == 0
+    assert cli("project create md").exit_code == 0
+    assert cli("project create geo").exit_code == 0
+    assert cli("experiment", "create", "geo/relax", "--command", "true").exit_code == 0
+    assert cli("experiment", "create", "md/run", "--command", USES_ASSETS).exit_code == 0
+    (root / "lj.txt").write_text("lennard-jones\n")
+    (root / "fcc.xyz").write_text("fcc lattice\n")
+    assert cli("assets add . potential lj.txt").exit_code == 0
+    assert cli("assets add geo/relax structure fcc.xyz").exit_code == 0
+    ran = cli("run", "md/run")
+    assert ran.exit_code == 0, ran.output
+    (shown,) = json.loads(cli("ls", "md/run", "--format", "json").stdout)
+    assert sorted(i["name"] for i in shown["inputs"]) == ["potential", "structure"]
+    return root
+
+
+def test_an_experiments_bundle_carries_the_assets_its_runs_used(
+    lineage_source: Path, dest: Path, cli: Cli, tmp_path: Path
+) -> None:
+    bundle = bundle_of(cli, lineage_source, tmp_path / "md.tar.gz", "md/run")
+    r = cli("-w", str(dest), "import", str(bundle), "--json")
+    assert r.exit_code == 0, r.output
+    assets = json.loads(cli("-w", str(dest), "assets", "ls", "--json").stdout)
+    assert sorted((a["scope"], a["name"]) for a in assets) == [
+        (".", "potential"),
+        ("geo/relax", "structure"),
+    ]
+    source_assets = json.loads(cli("-w", str(lineage_source), "assets", "ls", "--json").stdout)
+    hashes = {(a["scope"], a["name"]): a["content_hash"] for a in source_assets}
+    assert {(a["scope"], a["name"]): a["content_hash"] for a in assets} == hashes
+    # the scope's definitions came along: the other project's experiment exists
+    assert (dest / "projects/geo/project.yaml").is_file()
+    assert (dest / "projects/geo/experiments/relax/experiment.yaml").is_file()
+    assert not (dest / "projects/geo/experiments/relax/runs").exists()
+    assert cli("-w", str(dest), "assets", "verify").exit_code == 0
+    assert cli("-w", str(dest), "doctor").exit_code == 0
+    # importing again keeps them; another asset under the same name is a conflict
+    assert cli("-w", str(dest), "import", str(bundle)).exit_code == 0
+    (tmp_path / "other.txt").write_text("morse\n")
+    assert cli("-w", str(dest), "assets", "add", ".", "potential", str(tmp_path / "other.txt"),
+               "--replace").exit_code == 0  # fmt: skip
+    again = cli("-w", str(dest), "import", str(bundle), "--json")
+    assert again.exit_code == 3, again.output
+    (conflict,) = json.loads(again.stdout)["conflicts"]
+    assert conflict["ref"] == ".:potential" and "other content" in conflict["reason"]
+
+
+def test_dangling_lineage_is_reported_by_doctor_verify_and_export(
+    lineage_source: Path, cli: Cli, tmp_path: Path
+) -> None:
+    ws = ["-w", str(lineage_source)]
+    assert cli(*ws, "assets", "rm", "geo/relax", "structure", "--force").exit_code == 0
+    doctor = cli(*ws, "doctor", "--json")
+    assert doctor.exit_code == 3
+    (problem,) = json.loads(doctor.stdout)["problems"]
+    assert problem["kind"] == "dangling-input"
+    assert "structure (geo/relax)" in problem["message"] and problem["path"].endswith("run.json")
+    verify = cli(*ws, "assets", "verify")
+    assert verify.exit_code == 3
+    assert "dangling" in verify.stdout and "refer to missing assets" in verify.stderr
+    as_json = json.loads(cli(*ws, "assets", "verify", "--json").stdout)
+    assert [c["status"] for c in as_json] == ["ok", "dangling"]
+    assert cli(*ws, "assets", "verify", "geo/relax").exit_code == 3
+    assert cli(*ws, "assets", "verify", ".").exit_code == 0  # only that scope's inputs
+    exported = cli(*ws, "export", "md/run", "-o", str(tmp_path / "b.tar.gz"))
+    assert exported.exit_code == 0, exported.output
+    assert "geo/relax:structure" in exported.stderr and "dangling lineage" in exported.stderr

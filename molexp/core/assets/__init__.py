@@ -28,18 +28,24 @@ from molexp.core.assets.library import (
     verify_assets,
 )
 from molexp.core.assets.lineage import (
+    Dangling,
+    Input,
     Users,
+    dangling_error,
+    dangling_inputs,
     describe,
     describe_in,
     find_for_run,
     path_for,
     users_of,
+    verify_with_lineage,
 )
 from molexp.core.assets.scope import Scope, all_scopes, parse_scope, run_scope, scope_of_ref
 from molexp.core.assets.write import AddResult, add_asset, add_to, remove_asset, remove_from
 
 __all__ = [
-    "AddResult", "Asset", "Check", "Content", "Listing", "ProgressHook", "Scope", "Users",
+    "AddResult", "Asset", "Check", "Content", "Dangling", "Input", "Listing", "ProgressHook",
+    "Scope", "Users", "dangling_error", "dangling_inputs", "verify_with_lineage",
     "Verification", "add_asset", "add_to", "all_scopes", "asset_by_ref", "describe",
     "describe_in", "find_everywhere", "find_for_run", "get_asset", "hash_path", "list_assets",
     "load_asset", "parse_scope", "path_for", "remove_asset", "remove_from", "resolve_asset",

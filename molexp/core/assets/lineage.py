@@ -9,15 +9,23 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from molexp.core.assets.content import ProgressHook
-from molexp.core.assets.library import Asset, ensure_intact, get_asset, resolve_asset
+from molexp.core.assets.library import (
+    Asset,
+    Verification,
+    ensure_intact,
+    get_asset,
+    resolve_asset,
+    verify_assets,
+)
 from molexp.core.assets.scope import Scope, parse_scope, run_scope, scope_of_ref
 from molexp.core.execution.runenv import RunEnv
+from molexp.core.model.names import validate_name
 from molexp.core.records.workspace import Workspace
 from molexp.core.store import files as store
 from molexp.errors import MolexpError, UsageError, WorkspaceError
@@ -71,9 +79,11 @@ def current_context() -> RunEnv | None:
     return RunEnv()
 
 
-def _inputs_of(run_dir: Path) -> Iterator[dict[str, Any]]:
-    """Recorded inputs of a run: run.json's, then any attempt's inputs.jsonl."""
-    record = store.read_json_record(run_dir / "run.json", "run")
+def _inputs_of(run_dir: Path, record: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+    """Recorded inputs of a run: run.json's (``record``, read if not given), then
+    any attempt's inputs.jsonl."""
+    if record is None:
+        record = store.read_json_record(run_dir / "run.json", "run")
     for item in record.get("inputs") or []:
         if isinstance(item, dict):
             yield item
@@ -117,6 +127,125 @@ def users_of(asset: Asset) -> Users:
         except (MolexpError, OSError):
             out.unreadable.append(ref)
     return out
+
+
+@dataclass(frozen=True)
+class Input:
+    """An asset a run recorded as an input: by scope, name and content hash."""
+
+    scope: str
+    name: str
+    content_hash: str | None
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({'the workspace' if self.scope == '.' else self.scope})"
+
+
+def inputs_of(run_dir: Path, record: dict[str, Any] | None = None) -> list[Input]:
+    """The distinct assets the run in ``run_dir`` recorded as inputs, in order.
+
+    Raises what reading its record raises (``FileNotFoundError``,
+    :class:`~molexp.errors.CorruptRecordError`)."""
+    seen: dict[tuple[str, str], Input] = {}
+    for item in _inputs_of(run_dir, record):
+        name, scope = item.get("name"), item.get("scope")
+        if not isinstance(name, str) or not isinstance(scope, str):
+            continue
+        digest = item.get("content_hash")
+        seen.setdefault((scope, name), Input(scope, name, digest if isinstance(digest, str) else None))
+    return list(seen.values())
+
+
+def input_dir(ws: Workspace, used: Input) -> Path | None:
+    """The asset folder ``used`` names, when its scope and name are valid names
+    (never a path game), whether or not it exists."""
+    try:
+        scope = parse_scope(ws, used.scope, must_exist=False)
+        validate_name(used.name, "asset")
+    except UsageError:
+        return None
+    return scope.assets_dir / used.name
+
+
+@dataclass(frozen=True)
+class Dangling:
+    """A run's recorded input whose asset is not in the workspace (SPEC §17)."""
+
+    run: str  # PROJECT/EXPERIMENT/RUN_ID
+    run_dir: Path
+    used: Input
+    path: Path | None  # where the asset would be (None: its scope or name is invalid)
+
+    @property
+    def message(self) -> str:
+        digest = f", {self.used.content_hash}" if self.used.content_hash else ""
+        return (
+            f"run {self.run} used asset {self.used.label}{digest}, which is not in the "
+            "workspace (dangling lineage)"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """In the shape of an `assets verify --json` check (status ``dangling``)."""
+        return {
+            "scope": self.used.scope,
+            "name": self.used.name,
+            "status": "dangling",
+            "detail": f"an input of run {self.run}; the asset is missing",
+            "content_hash": self.used.content_hash,
+            "actual_hash": None,
+            "path": None if self.path is None else str(self.path),
+            "run": self.run,
+        }
+
+
+def dangling_error(dangling: Sequence[Dangling]) -> WorkspaceError | None:
+    """The error (exit 3) naming recorded inputs whose asset is missing, or None."""
+    if not dangling:
+        return None
+    more = f" (and {len(dangling) - 1} more)" if len(dangling) > 1 else ""
+    return WorkspaceError(
+        f"{len(dangling)} recorded run input(s) refer to missing assets: "
+        f"{dangling[0].message}{more}",
+        "Restore them (import the bundle they came with, or `molexp assets add`); "
+        "`molexp doctor` lists every one.",
+    )
+
+
+def missing_inputs(
+    ws: Workspace, run: str, run_dir: Path, record: dict[str, Any] | None = None
+) -> list[Dangling]:
+    """The inputs of one run whose asset is missing."""
+    out: list[Dangling] = []
+    for used in inputs_of(run_dir, record):
+        folder = input_dir(ws, used)
+        if folder is None or not (folder / "asset.yaml").is_file():
+            out.append(Dangling(run, run_dir, used, folder))
+    return out
+
+
+def dangling_inputs(ws: Workspace, scope: str | None = None) -> list[Dangling]:
+    """Every recorded run input in the workspace whose asset is missing (only those
+    of ``scope``, as `molexp assets` spells it, when given); unreadable records are
+    left to `molexp doctor`."""
+    out: list[Dangling] = []
+    for proj, exp, run_dir in ws.iter_run_dirs():
+        try:
+            found = missing_inputs(ws, f"{proj}/{exp}/{run_dir.name}", run_dir)
+        except (FileNotFoundError, MolexpError, OSError):
+            continue
+        out.extend(d for d in found if scope is None or d.used.scope == scope)
+    return out
+
+
+def verify_with_lineage(
+    ws: Workspace, scope: str | None = None, progress: ProgressHook | None = None
+) -> tuple[Verification, list[Dangling]]:
+    """`molexp assets verify`: re-hash the assets of ``scope`` (default: every
+    scope), and find the recorded run inputs of that scope whose asset is gone."""
+    checked = verify_assets(ws, scope, progress)
+    wanted = None if scope is None else parse_scope(ws, scope).text
+    return checked, dangling_inputs(ws, wanted)
 
 
 def describe(asset: Asset) -> dict[str, Any]:

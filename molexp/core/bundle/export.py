@@ -2,10 +2,13 @@
 
 What travels: the definitions of every project and experiment involved, each
 selected run's directory (record, attempts, logs, artifacts), the package lists
-(``environments/<hash>.txt``) its attempts refer to, and the assets of each
-exported scope.  Locks and temporary files never do; a symlink that points
-outside its own run or asset directory, or anything that is not a directory,
-regular file or symlink, is left out and named in the report.  A corrupt run
+(``environments/<hash>.txt``) its attempts refer to, the assets of each
+exported scope, and the assets each run used as inputs, wherever they live,
+with the definitions of their scopes (SPEC §17).  An input whose asset is gone
+is named in the report's ``skipped`` (dangling lineage).  Locks and temporary
+files never travel; a symlink that points outside its own run or asset
+directory, or anything that is not a directory, regular file or symlink, is
+left out and named in the report.  A corrupt run
 record is left out too (the caller exits 3 after writing the rest, like
 ``ls``); a corrupt definition refuses the whole export.
 """
@@ -20,6 +23,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from molexp._version import __version__
+from molexp.core.assets.lineage import input_dir, inputs_of
 from molexp.core.bundle.archive import open_writer
 from molexp.core.bundle.manifest import (
     ASSET_FILE,
@@ -36,7 +40,7 @@ from molexp.core.model.names import is_valid_name
 from molexp.core.records import environments
 from molexp.core.records.refs import Ref, resolve
 from molexp.core.records.runs import RUN_FILE, load_record
-from molexp.core.records.workspace import Experiment, Workspace
+from molexp.core.records.workspace import Experiment, Project, Workspace
 from molexp.core.store import files as store
 from molexp.core.store.lock import hostname
 from molexp.errors import CorruptRecordError, MolexpError, UsageError
@@ -108,6 +112,41 @@ def _select_experiment(
         )
         sel.trees.add(_rel(ws, run_dir))
         sel.runs.append(f"{exp.ref}/{run_id}")
+        _select_inputs(ws, f"{exp.ref}/{run_id}", run_dir, record, sel, report)
+
+
+def _select_inputs(
+    ws: Workspace,
+    run: str,
+    run_dir: Path,
+    record: dict[str, Any],
+    sel: _Selection,
+    report: ExportReport,
+) -> None:
+    """The assets a run used as inputs, wherever they live, with the definitions
+    of their scopes, so the run can be understood elsewhere (SPEC §17).  An input
+    whose asset is gone is named in the report (dangling lineage)."""
+    for used in inputs_of(run_dir, record):
+        folder = input_dir(ws, used)
+        if folder is None or folder.is_symlink() or not (folder / ASSET_FILE).is_file():
+            report.skipped.append(
+                {
+                    "path": f"{used.scope}:{used.name}",
+                    "reason": f"an input of run {run}, missing from the workspace "
+                    "(dangling lineage)",
+                }
+            )
+            continue
+        parts = _rel(ws, folder).split("/")
+        if parts[0] == "projects":
+            project = Project(ws, parts[1])
+            project.definition()
+            sel.definitions.add(_rel(ws, project.definition_path))
+            if parts[2] == "experiments":
+                owner = Experiment(project, parts[3])
+                owner.definition()
+                sel.definitions.add(_rel(ws, owner.definition_path))
+        sel.trees.add(_rel(ws, folder))
 
 
 def _select_assets(ws: Workspace, scope_dir: Path, sel: _Selection) -> None:

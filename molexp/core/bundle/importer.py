@@ -308,6 +308,9 @@ class _Importer:
             if mine != theirs:
                 self._conflict(kind, unit, _run_difference(mine, theirs))
                 return
+        if kind == "asset":
+            self._same_asset(unit, src, dest, item)
+            return
         ours, others = _tree_files(dest), _tree_files(src)
         differ = sorted(p for p in others if p in ours and not _same_file(ours[p], others[p]))
         if kind == "asset" and set(ours) != set(others):
@@ -320,6 +323,30 @@ class _Importer:
             for rel in missing:
                 _place_file(self.ws.root, others[rel], dest / rel)
         (self.report.imported if missing else self.report.unchanged).append(item)
+
+
+    def _same_asset(self, unit: str, src: Path, dest: Path, item: Item) -> None:
+        """An asset already in the workspace: kept when it holds the same content
+        (same ``content_hash``, whatever its description or date), a conflict
+        (exit 3) when it holds other content (SPEC §17)."""
+        try:
+            mine = store.read_yaml_record(dest / ASSET_FILE, "asset").get("content_hash")
+        except FileNotFoundError:
+            self._conflict("asset", unit, f"the asset folder exists without its {ASSET_FILE}")
+            return
+        except MolexpError as exc:
+            self._conflict("asset", unit, f"the workspace's record cannot be read: {exc.message}")
+            return
+        theirs = store.read_yaml_record(src / ASSET_FILE, "asset").get("content_hash")
+        if mine != theirs:
+            self._conflict(
+                "asset",
+                unit,
+                f"the workspace holds other content under this name (here: {mine}; "
+                f"bundle: {theirs}); kept the workspace's",
+            )
+            return
+        self.report.unchanged.append(item)
 
 
 def _check_destinations(ws: Workspace, units: dict[str, set[str]]) -> None:

@@ -5,8 +5,9 @@ project and experiment definitions, every run directory and its ``run.json``
 (unreadable, malformed, newer schema, id that does not match its directory or
 its parameters, missing), run locks whose owner is gone, abandoned
 ``.lock.break`` guards, runs recorded ``running``/``queued`` whose owner is gone,
-symlinks that lead out of the workspace, and temporary files (``.tmp-*``) left
-by a writer that crashed.
+symlinks that lead out of the workspace, temporary files (``.tmp-*``) left
+by a writer that crashed, and recorded run inputs whose asset is missing
+(dangling lineage).
 
 Without ``fix`` it writes nothing.  With ``fix`` it only does what is safe:
 it removes stale locks and guards and old temporary files, and marks runs whose
@@ -51,6 +52,7 @@ STALE_LOCK = "stale-lock"  # a run lock whose owner is gone
 STALE_BREAK = "stale-break"  # an abandoned .lock.break guard
 INTERRUPTED = "interrupted"  # recorded running/queued, owner gone
 TEMP_FILE = "temp-file"  # a .tmp-* file left by a crashed writer
+DANGLING = "dangling-input"  # a run's recorded input whose asset is missing (SPEC §17)
 
 
 @dataclass
@@ -226,6 +228,24 @@ def check_record(w: _Walk, exp: Experiment, run_dir: Path) -> dict[str, Any] | N
     return None
 
 
+def check_inputs(w: _Walk, exp: Experiment, run_dir: Path, record: dict[str, Any]) -> None:
+    """DANGLING: an asset the run recorded as an input that is not in the workspace."""
+    from molexp.core.assets.lineage import missing_inputs
+
+    for lost in missing_inputs(w.ws, f"{exp.ref}/{run_dir.name}", run_dir, record):
+        digest = f", {lost.used.content_hash}" if lost.used.content_hash else ""
+        w.add(
+            Problem(
+                DANGLING,
+                run_dir / RUN_FILE,
+                f"records input asset {lost.used.label}{digest}, which is missing "
+                "(dangling lineage)",
+                "Restore it: import the bundle it came with, or `molexp assets add "
+                f"{lost.used.scope} {lost.used.name} PATH` with the same data.",
+            )
+        )
+
+
 def check_break_guard(w: _Walk, run_dir: Path) -> None:
     """STALE_BREAK: an abandoned ``.lock.break`` guard (removed with ``fix``)."""
     guard = run_dir / locks.BREAK_NAME
@@ -382,6 +402,8 @@ def _walk_experiment(w: _Walk, project: Project, exp_dir: Path) -> None:
             continue
         w.report.runs += 1
         record = check_record(w, exp, run_dir)
+        if record is not None:
+            check_inputs(w, exp, run_dir, record)
         check_break_guard(w, run_dir)
         lock_problem = check_stale_lock(w, run_dir)
         gone = check_owner_gone(w, record, run_dir) if record is not None else None

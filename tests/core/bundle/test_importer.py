@@ -5,9 +5,11 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+from pathlib import Path
 
 import pytest
 
+from molexp.core.assets import Scope, add_asset
 from molexp.core.bundle.export import export_refs
 from molexp.core.bundle.importer import ImportReport, Item, import_bundle
 from molexp.core.records.workspace import Workspace
@@ -143,12 +145,30 @@ def test_a_differing_experiment_takes_none_of_its_runs_or_assets(
     assert run_dirs(dest) == sorted(dest.root.glob("projects/lj/experiments/md/runs/*"))
 
 
-def test_a_differing_asset_is_a_conflict(source: Workspace, dest: Workspace) -> None:
-    import_bundle(dest, bundle(source, "."), "b")
-    extra = next(dest.root.glob("assets/data/*/")) / "extra"
-    extra.write_text("x")
+def test_an_asset_with_other_content_is_a_conflict(
+    source: Workspace, dest: Workspace, tmp_path: Path
+) -> None:
+    other = tmp_path / "other.csv"
+    other.write_text("something else\n")
+    add_asset(Scope(dest), "data", other)
+    before = (dest.root / "assets/data/asset.yaml").read_bytes()
     report = import_bundle(dest, bundle(source, "."), "b")
-    assert [(c.kind, c.ref) for c in report.conflicts] == [("asset", ".:data")]
+    (conflict,) = [c for c in report.conflicts if c.kind == "asset"]
+    assert conflict.ref == ".:data" and "other content" in str(conflict.reason)
+    assert (dest.root / "assets/data/asset.yaml").read_bytes() == before
+
+
+def test_an_asset_with_the_same_content_is_kept_as_it_is(
+    source: Workspace, dest: Workspace, tmp_path: Path
+) -> None:
+    same = tmp_path / "data.csv"
+    same.write_text("x,y\n1,2\n")
+    add_asset(Scope(dest), "data", same, description="added here first")
+    before = (dest.root / "assets/data/asset.yaml").read_bytes()
+    report = import_bundle(dest, bundle(source, "."), "b")
+    assert ("asset", ".:data") in [(u.kind, u.ref) for u in report.unchanged]
+    assert not [c for c in report.conflicts if c.kind == "asset"]
+    assert (dest.root / "assets/data/asset.yaml").read_bytes() == before
 
 
 def test_the_report_as_json() -> None:
