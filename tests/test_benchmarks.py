@@ -40,3 +40,24 @@ def test_the_quick_benchmark_runs_and_reports_every_figure(tmp_path: Path) -> No
     (row,) = [line for line in proc.stdout.splitlines() if "with the index = without" in line]
     assert row.rstrip().endswith("yes")
     assert table.read_text().count("\n| ") >= 15
+
+
+@pytest.mark.slow
+def test_the_query_benchmark_runs_and_reports_every_figure(tmp_path: Path) -> None:
+    import json
+
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_query.py"), "--quick", "--reps", "1",
+         "--dir", str(tmp_path / "bench"), "--json"],
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert proc.returncode in (0, 1), proc.stderr[-2000:]  # 1: a goal missed (not asserted)
+    names = [f["name"] for f in json.loads(proc.stdout)["figures"]]
+    for figure in (
+        "ls --status failed --format ids (5000 runs)",
+        "ls --where 'results.y>0.5'   (50% match) --format table",
+        "ls --sort -metrics.loss --limit 10 --format ids",
+        "compare --aggregate (2000 runs, 200 points)",
+        "ctx.log per call (amortised, 20000 calls)",
+    ):
+        assert figure in names, figure

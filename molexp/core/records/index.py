@@ -250,10 +250,14 @@ class Entry:
                 return json.loads(parts[2 if key == "results" else 3])
             except (ValueError, IndexError, TypeError) as exc:
                 raise self._forged() from exc
-        if key == "id":
-            return self.id
-        if key == "created_at":
-            return self.created_at
+        if key in _ATTRIBUTES:
+            return getattr(self, key)
+        if key in _REST:
+            try:
+                rest = Rest(*json.loads(self._tail.split("\t", 4)[4]))
+            except (ValueError, IndexError, TypeError) as exc:
+                raise self._forged() from exc
+            return getattr(rest, key)
         return self.summary().get(key, default)
 
     def leaf(self, section: str, name: str, default: Any) -> Any:
@@ -279,6 +283,8 @@ class Entry:
         )
 
 
+_ATTRIBUTES = frozenset({"id", "project", "experiment", "created_at"})
+_REST = frozenset({"identity", "replica", "seed", "profile", "config_hash", "updated_at"})
 _SLOW: Any = object()  # flat_field: decode the whole column instead
 _UNQUOTED = {"true": True, "false": False, "null": None}
 

@@ -22,8 +22,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from molexp.core.records.index import Entry
 from molexp.core.views.compare import MISSING, _same_key, flatten, sort_rows
-from molexp.core.views.query import Condition, matches, needs_record
+from molexp.core.views.query import Condition, Readable, matches, needs_record, order_key
 from molexp.errors import MolexpError, UsageError
 
 if TYPE_CHECKING:
@@ -48,7 +49,8 @@ class Stat(NamedTuple):
 
 
 class Varies(NamedTuple):
-    """A non-numeric column whose runs disagree: the distinct values, in order."""
+    """A non-numeric column whose runs disagree: the distinct values, sorted
+    (numbers, texts, lists...; null last)."""
 
     values: list[Any]
 
@@ -92,10 +94,10 @@ def _fold(values: list[Any]) -> Any:
         distinct.setdefault(_same_key(value), value)
     if len(distinct) == 1:
         return values[0]
-    return Varies([None if v is MISSING else v for v in distinct.values()])
+    return Varies(sorted((None if v is MISSING else v for v in distinct.values()), key=_order))
 
 
-def _flat(record: dict[str, Any]) -> dict[str, Any]:
+def _flat(record: Readable) -> dict[str, Any]:
     row: dict[str, Any] = {
         "experiment": f"{record.get('project')}/{record.get('experiment')}",
         "profile": record.get("profile"),
@@ -106,17 +108,24 @@ def _flat(record: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def _measured(record: dict[str, Any]) -> dict[str, Any]:
+def _measured(record: Readable) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for key, value in flatten(record.get("results") or {}).items():
-        out[f"results.{key}"] = value
-    for key, value in (record.get("metrics") or {}).items():
-        out[f"metrics.{key}"] = value
+    results = record.get("results")
+    if type(results) is dict:
+        for key, value in results.items():
+            if type(value) is dict and value:
+                out.update(flatten(value, f"results.{key}"))
+            else:
+                out[f"results.{key}"] = value
+    metrics = record.get("metrics")
+    if type(metrics) is dict:
+        for key, value in metrics.items():
+            out[f"metrics.{key}"] = value
     return out
 
 
 def aggregate(
-    records: Iterable[dict[str, Any]],
+    records: Iterable[Readable],
     show_all: bool = False,
     sort: Sequence[str] = (),
     where: Sequence[Condition] = (),
@@ -128,21 +137,34 @@ def aggregate(
     is ``-results.energy.mean``), then by the shown identity columns; ``limit``
     keeps the first rows.
     """
-    groups: dict[str, list[tuple[dict[str, Any], dict[str, Any], dict[str, Any]]]] = {}
+    groups: dict[tuple[Any, ...], list[Readable]] = {}
+    # Summaries from one index share their params and config objects: each distinct
+    # object is keyed once (the records keep them alive, so ids are not reused).
+    keyed: dict[int, str] = {}
+
+    def key_of(value: Any) -> str:
+        found = keyed.get(id(value))
+        if found is None:
+            found = keyed[id(value)] = _same_key({} if value is None else value)
+        return found
+
     for record in records:
         if where and not matches(record, where):
             continue
-        ident = _flat(record)
-        key = _same_key([ident["experiment"], ident["profile"], record.get("params") or {},
-                         record.get("config") or {}])  # fmt: skip
-        groups.setdefault(key, []).append((record, ident, _measured(record)))
+        profile = record.get("profile")
+        point = (record.get("project"), record.get("experiment"),
+                 profile if profile is None or type(profile) is str else _same_key(profile),
+                 key_of(record.get("params")), key_of(record.get("config")))  # fmt: skip
+        groups.setdefault(point, []).append(record)
+    points = [_flat(members[0]) for members in groups.values()]
+    measured_of = [[_measured(r) for r in members] for members in groups.values()]
     identity: dict[str, None] = {}
     measured: dict[str, None] = {}
-    for members in groups.values():
-        for _, ident, values in members:
-            identity.update(dict.fromkeys(ident))
+    for ident in points:
+        identity.update(dict.fromkeys(ident))
+    for values_list in measured_of:
+        for values in values_list:
             measured.update(dict.fromkeys(values))
-    points = [members[0][1] for members in groups.values()]
     shown, constant = [], {}
     for column in identity:
         varies = len({_same_key(p.get(column, MISSING)) for p in points}) > 1
@@ -152,24 +174,26 @@ def aggregate(
             constant[column] = points[0].get(column, MISSING)
     names = list(measured)
     rows = []
-    for members in groups.values():
-        row: dict[str, Any] = {c: members[0][1].get(c, MISSING) for c in shown}
+    for ident, members, values_list in zip(points, groups.values(), measured_of):
+        row: dict[str, Any] = {c: ident.get(c, MISSING) for c in shown}
         row["n"] = len(members)
         for name in names:
-            row[name] = _fold([values.get(name, MISSING) for _, _, values in members])
+            row[name] = _fold([values.get(name, MISSING) for values in values_list])
         counts: dict[str, int] = {}
-        for record, _, _ in members:
+        for record in members:
             status = str(record.get("status"))
             counts[status] = counts.get(status, 0) + 1
         row["status"] = counts
-        row["runs"] = [f"{r.get('project')}/{r.get('experiment')}/{r.get('id')}" for r, _, _ in members]
+        row["runs"] = [f"{r.get('project')}/{r.get('experiment')}/{r.get('id')}" for r in members]
         rows.append(row)
     columns = [*shown, "n", *names, "status", "runs"]
-    keyed = [_sortable(row, names) for row in rows]
-    if keyed:
+    keyed_rows = [_sortable(row, names) for row in rows]
+    if keyed_rows:
         resolved = [_resolve(spec, columns, names) for spec in sort]
-        keyed = sort_rows(keyed, [*resolved, *shown], [*columns, *(f"{n}.mean" for n in names)])
-    out_rows = [k["\0row"] for k in keyed]
+        keyed_rows = sort_rows(
+            keyed_rows, [*resolved, *shown], [*columns, *(f"{n}.mean" for n in names)]
+        )
+    out_rows = [k["\0row"] for k in keyed_rows]
     if limit is not None:
         out_rows = out_rows[:limit]
     return Aggregation(columns, out_rows, names, constant)
@@ -207,18 +231,20 @@ def _resolve(spec: str, columns: Sequence[str], names: Sequence[str]) -> str:
 
 def gather_summaries(
     ws: Workspace, refs: Sequence[str], full: bool = False
-) -> tuple[list[dict[str, Any]], list[MolexpError]]:
-    """What ``refs`` name, once each: index summaries of the runs of experiments and
-    projects (full records with ``full``), the records of runs named one by one."""
+) -> tuple[list[Readable], list[MolexpError]]:
+    """What ``refs`` name, once each: the index entries of the runs of experiments
+    and projects (read key by key; full records with ``full``), the records of runs
+    named one by one."""
     from molexp.core.records.refs import resolve
     from molexp.core.views.listing import select
     from molexp.core.views.summary import run_record
 
-    out: list[dict[str, Any]] = []
+    out: list[Readable] = []
     problems: list[MolexpError] = []
     seen: set[str] = set()
     for text in refs or ["."]:
         target = resolve(ws, text)
+        found: list[Readable]
         if target.kind == "run":
             found = [run_record(target)]
         else:
@@ -227,15 +253,10 @@ def gather_summaries(
                 target.project.name if target.project else None,
                 target.experiment.name if target.experiment else None,
             )
-            if full:
-                found = list(selection.records())
-            else:
-                found = []
-                for row in selection.rows:
-                    try:
-                        found.append(row.summary())
-                    except MolexpError as exc:
-                        selection.problems.append(exc)
+            # index entries read only the keys asked for; rows read in full, their record
+            found = list(selection.records()) if full else [
+                row if isinstance(row, Entry) else row.record() for row in selection.rows
+            ]  # fmt: skip
             problems.extend(selection.problems)
         for record in found:
             key = f"{record.get('project')}/{record.get('experiment')}/{record.get('id')}"
@@ -314,9 +335,7 @@ def plot_series(table: Aggregation, result: str, x: str | None) -> tuple[str, st
 
 
 def _order(value: Any) -> Any:
-    from molexp.core.views.query import order_key
-
-    return order_key(value)
+    return (1, "") if value is None else (0, order_key(value))
 
 
 def _text(value: Any) -> str:
