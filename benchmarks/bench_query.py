@@ -83,7 +83,7 @@ def _build_experiment(args: tuple[str, int, int, int]) -> int:
         record["metrics"] = {"loss": metrics["loss"]["last"]}
         record["status"] = status
         path.parent.mkdir(exist_ok=True)
-        created += store.create_exclusive(path, store.dumps_json(record))
+        created += store.create_exclusive(path, store.dumps_json(record), root=Path(root))
     return created
 
 
@@ -159,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="5,000 runs, 2,000 to aggregate")
     parser.add_argument("--reps", type=int, default=0, help="rounds per figure (default 7; quick 3)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--no-goals", action="store_true", help="exit 0 even when a goal is missed")
     args = parser.parse_args(argv)
     base = Path(args.dir).absolute()
     base.mkdir(parents=True, exist_ok=True)
@@ -233,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{f.get('goal', ''):>10}  {met}")
         load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
         print(f"\nmedians of {reps} rounds; load average now {load}")
-    return 0 if all(f.get("met", True) for f in figures) else 1
+    return 0 if args.no_goals or all(f.get("met", True) for f in figures) else 1
 
 
 if __name__ == "__main__":
