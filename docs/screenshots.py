@@ -48,7 +48,7 @@ def build(ws: Path, env: dict[str, str]) -> str:
     molexp(ws, "project", "create", "lj", "--description", "2D Lennard-Jones fluid", env=env)
     molexp(ws, "experiment", "create", "lj/mc", "--param", "temperature=1.0", "--param",
            "density=0.5", "--replicas", "3", "--command",
-           f"{sys.executable} mc.py && {sys.executable} to_metrics.py",
+           "python mc.py && python to_metrics.py",
            "--description", "Metropolis Monte Carlo: energy against temperature", env=env)  # fmt: skip
     molexp(ws, "run", "lj/mc", "--profile", "smoke", "--jobs", "2",
            "--grid", "temperature=0.5,0.75,1.0,1.5,2.0,3.0", env=env)  # fmt: skip

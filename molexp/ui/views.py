@@ -438,13 +438,15 @@ def run_view(ws: Workspace, query: Query) -> dict[str, Any]:
     record = run_record(target)
     run_dir = Path(record["run_dir"])
     record["ref"] = target.text
-    record["files"] = _run_files(ws.root, run_dir)
+    envs = {a.get("n"): a.get("env") for a in record.get("attempts") or [] if isinstance(a, dict)}
+    record["files"] = _run_files(ws.root, run_dir, envs)
     record["inputs"] = [_with_lineage(ws, i) for i in record.get("inputs") or [] if isinstance(i, dict)]
     return record
 
 
-def _run_files(root: Path, run_dir: Path) -> dict[str, Any]:
-    """URL paths below ``/files/`` of the run's artifacts and of each attempt's files."""
+def _run_files(root: Path, run_dir: Path, attempt_env: dict[Any, Any]) -> dict[str, Any]:
+    """URL paths below ``/files/`` of the run's artifacts and of each attempt's files
+    (with the package list its environment refers to)."""
     from molexp.ui.files import workspace_path
 
     def listing(folder: Path) -> list[dict[str, Any]]:
@@ -480,6 +482,13 @@ def _run_files(root: Path, run_dir: Path) -> dict[str, Any]:
             if path.is_file():
                 entry[name] = {"url": workspace_path(root, path), "size": path.stat().st_size}
         entry["artifacts"] = listing(folder / "artifacts")
+        digest = (attempt_env.get(n) or {}).get("packages")
+        if isinstance(digest, str):
+            from molexp.core.records.environments import env_file
+
+            url = workspace_path(root, env_file(root, digest))
+            if url is not None and (root / url).is_file():
+                entry["packages"] = {"url": url}
         attempts[str(n)] = entry
     return {"artifacts": listing(run_dir / "artifacts"), "attempts": attempts}
 
@@ -507,15 +516,14 @@ def log_view(ws: Workspace, query: Query) -> dict[str, Any]:
     """A piece of an attempt's ``stdout``/``stderr``: from ``offset`` (bytes) to the
     end, or the last part when ``offset`` is -1; follow a running run by asking
     again from the returned ``offset``."""
-    target = _run_target(ws, _need(query, "ref"))
+    from molexp.core.views.logs import STREAMS, locate
+
     stream = _one(query, "stream", "stdout")
-    if stream not in ("stdout", "stderr"):
-        raise UsageError(f"stream={stream!r}: use stdout or stderr")
-    assert target.experiment is not None
-    run_dir = target.experiment.runs_dir / str(target.run_id)
-    attempt = _int(query, "attempt", 0, 0, 10**9) or _latest_attempt(run_dir)
+    if stream not in STREAMS:
+        raise UsageError(f"stream={stream!r}: use {' or '.join(STREAMS)}")
     offset = _int(query, "offset", -1, -1, 2**62)
-    path = run_dir / "attempts" / str(attempt) / f"{stream}.log"
+    logs = locate(ws, _need(query, "ref"), _int(query, "attempt", 0, 0, 10**9) or None)
+    attempt, path = logs.attempt, logs.path(str(stream))
     try:
         with open(path, "rb") as fh:
             size = os.fstat(fh.fileno()).st_size
@@ -547,14 +555,6 @@ def _whole_utf8(data: bytes) -> int:
                 return n - back if back < need else n
             return n
     return n
-
-
-def _latest_attempt(run_dir: Path) -> int:
-    try:
-        numbers = [int(n) for n in os.listdir(run_dir / "attempts") if n.isdigit()]
-    except OSError:
-        return 1
-    return max(numbers, default=1)
 
 
 MAX_POINTS = 20_000  # points of one metric sent to a chart (evenly thinned, the last kept)

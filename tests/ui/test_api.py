@@ -145,6 +145,11 @@ def test_run_is_its_show_record_with_its_files(served: Served) -> None:
     first = files["attempts"]["1"]
     assert set(first) >= {"stdout.log", "stderr.log", "artifacts"}
     assert served.request("GET", "/files/" + first["stderr.log"]["url"])[2].startswith(b"stderr of x=")
+    env = run["attempts"][0]["env"]
+    assert env["package_count"] > 0
+    status, _, packages = served.request("GET", "/files/" + first["packages"]["url"])
+    assert status == 200 and first["packages"]["url"] == f"environments/{env['packages']}.txt"
+    assert b"selenium" in packages.lower()  # the venv the command ran in
     by_prefix = served.get_json(f"/api/run?ref={run['id'][:8]}")  # an id prefix (a producer link)
     assert by_prefix["ref"] == ref
     status, _, _ = served.request("GET", "/api/run?ref=lab/sweep")
@@ -170,7 +175,8 @@ def test_logs_tail_and_follow_by_offset(own_served: Served) -> None:
     tail = own_served.get_json(f"/api/log?ref={ref}")
     assert 0 < tail["start"] and tail["text"].startswith("line ") and big.endswith(tail["text"])
     assert len(tail["text"]) <= 64 * 1024
-    assert own_served.get_json(f"/api/log?ref={ref}&attempt=7")["exists"] is False
+    status, _, body = own_served.request("GET", f"/api/log?ref={ref}&attempt=7")
+    assert status == 404 and "no attempt 7" in json.loads(body)["error"]
     assert own_served.request("GET", f"/api/log?ref={ref}&stream=env")[0] == 400
 
 

@@ -819,7 +819,8 @@
     var body = h("div");
     var logs = h("div");
     var metrics = h("div");
-    add(main, [head, body, metrics, logs]);
+    var rest = h("div");
+    add(main, [head, body, metrics, logs, rest]);
     var logView = null;
     var metricView = null;
     var lastRecord = null;
@@ -927,11 +928,12 @@
         ["root", git.root], ["patch", (files.attempts[String(last.n)] || {})["git.patch"] ?
           h("a", { href: "/files/" + refPath(files.attempts[String(last.n)]["git.patch"].url), text: "git.patch" }) : null]])
         : h("p", { class: "muted", text: "not a git repository (or no attempt yet)" });
-      var env = last.env ? envBox(last.env) : null;
+      var env = last.env ? envBox(last.env, (files.attempts[String(last.n)] || {}).packages) : null;
       replace(body, [
         section("Attempts", attemptTable),
         h("div", { class: "cols" }, section("Params", valueTable(r.params, "no params")), section("Results", valueTable(r.results, "no results yet")),
-          section("Last metrics", valueTable(r.metrics, "no metrics"))),
+          section("Last metrics", valueTable(r.metrics, "no metrics")))]);
+      replace(rest, [
         section("Config", valueTable(r.config, "no config"), r.config_hash ? h("span", { class: "muted small mono", text: "  " + r.config_hash }) : null),
         section("Artifacts", [artifacts, older]),
         section("Inputs", inputs),
@@ -949,8 +951,12 @@
       }));
     }
 
-    function envBox(env) {
-      var pairs = flatten(env, "").filter(function (p) { return p[0] !== "packages"; });
+    function envBox(env, packages) {
+      var pairs = flatten(env, "").filter(function (p) { return p[0] !== "packages" && p[0] !== "package_count"; });
+      if (env.package_count !== null && env.package_count !== undefined) {
+        pairs.push(["packages", packages ? h("a", { href: "/files/" + refPath(packages.url), text: env.package_count + " installed" })
+          : fmt(env.package_count) + " installed"]);
+      }
       return kv(pairs);
     }
     return lastRecord;
