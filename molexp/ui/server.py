@@ -130,6 +130,7 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "molexp-ui"
     sys_version = ""
     timeout = 120  # seconds an idle keep-alive connection is kept
+    _closing = False
 
     # -- refusals before any route -----------------------------------------------
 
@@ -310,13 +311,12 @@ class Handler(BaseHTTPRequestHandler):
         self._json(view(self.server.ws, query))
 
     def write(self, query: dict[str, list[str]]) -> None:
-        action = WRITES.get(self.rest)
-        if action is None:
-            raise _Refusal(HTTPStatus.METHOD_NOT_ALLOWED, "only /api/tag and /api/note take POST")
         self._check_write()
-        self._json(action(self.server.ws, self._body()))
+        self._json(WRITES[self.rest](self.server.ws, self._body()))
 
     def _check_write(self) -> None:
+        self._closing = self.close_connection
+        self.close_connection = True  # until the body is read
         if self.headers.get(WRITE_HEADER) != "1":
             raise _Refusal(HTTPStatus.FORBIDDEN, f"a write needs the header {WRITE_HEADER}: 1")
         kind = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
@@ -338,8 +338,10 @@ class Handler(BaseHTTPRequestHandler):
             raise _Refusal(HTTPStatus.BAD_REQUEST, "bad Content-Length") from None
         if length > MAX_BODY:
             raise _Refusal(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "the body is too large")
+        raw = self.rfile.read(length)
+        self.close_connection = self._closing
         try:
-            data = json.loads(self.rfile.read(length) or b"null")
+            data = json.loads(raw or b"null")
         except ValueError:
             raise _Refusal(HTTPStatus.BAD_REQUEST, "the body is not JSON") from None
         if not isinstance(data, dict):
