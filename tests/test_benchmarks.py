@@ -61,3 +61,18 @@ def test_the_query_benchmark_runs_and_reports_every_figure(tmp_path: Path) -> No
         "ctx.log per call (amortised, 20000 calls)",
     ):
         assert figure in names, figure
+
+
+@pytest.mark.slow
+def test_the_environment_benchmark_runs_and_reports_every_figure(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_env.py"), "--reps", "1",
+         "--dir", str(tmp_path / "bench")],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for figure in ("MOLEXP_ENV=off", "MOLEXP_ENV=full, warm", "MOLEXP_ENV=full, changed",
+                   "capture, warm", "capture, changed", "capture, cold"):  # fmt: skip
+        assert figure in proc.stdout, figure
+    # off and basic store nothing; each changed round is a new environment
+    assert "package lists stored: 4 " in proc.stdout, proc.stdout

@@ -32,7 +32,8 @@ def logs(
     if both or not streams:
         streams = list(view.STREAMS)
     found = view.locate(state.workspace(), ref, attempt)
-    output.say(f"{found.ref}, attempt {found.attempt}: {found.path('stdout').parent}")
+    if output.is_tty(sys.stderr):  # which attempt this is, for a person (not for pipes)
+        output.say(f"{found.ref}, attempt {found.attempt}: {found.path('stdout').parent}")
     out = sys.stdout.buffer
     if not follow:
         for stream in streams:

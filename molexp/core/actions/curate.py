@@ -61,8 +61,7 @@ def _target(ws: Workspace, text: str) -> Ref:
     target = resolve(ws, text)
     if target.kind == "workspace":
         raise UsageError(
-            f"{text!r} names the workspace; tags and notes go on a run, an experiment "
-            "or a project"
+            f"{text!r} names the workspace; tags and notes go on a run, an experiment or a project"
         )
     return target
 
@@ -284,9 +283,7 @@ def _lineage(ws: Workspace, items: Sequence[trash.Item]) -> dict[str, list[str]]
     from molexp.core.assets import all_scopes, scan
 
     removed = [ws.root / i.path for i in items]
-    runs = {
-        _rel(ws, d): d.name for item in items for d in _run_dirs(ws, item)
-    }  # rel -> run id
+    runs = {_rel(ws, d): d.name for item in items for d in _run_dirs(ws, item)}  # rel -> run id
     by_id: dict[str, list[str]] = {}
     for rel, run_id in runs.items():
         by_id.setdefault(run_id, []).append(rel)

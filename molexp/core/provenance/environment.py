@@ -70,7 +70,11 @@ def machine() -> dict[str, Any]:
         usable: int | None = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # pragma: no cover - not Linux
         usable = None
-    return {"platform": f"{u.sysname} {u.release} {u.machine}", "cpu_count": os.cpu_count(), "cpus_usable": usable}
+    return {
+        "platform": f"{u.sysname} {u.release} {u.machine}",
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": usable,
+    }
 
 
 def facts(env: Mapping[str, str]) -> dict[str, Any]:
@@ -81,7 +85,10 @@ def facts(env: Mapping[str, str]) -> dict[str, Any]:
     if env.get("CONDA_PREFIX") or env.get("CONDA_DEFAULT_ENV"):
         conda = {"prefix": env.get("CONDA_PREFIX"), "env": env.get("CONDA_DEFAULT_ENV")}
     container: dict[str, str | None] | None = None
-    for kind, var in (("apptainer", "APPTAINER_CONTAINER"), ("singularity", "SINGULARITY_CONTAINER")):
+    for kind, var in (
+        ("apptainer", "APPTAINER_CONTAINER"),
+        ("singularity", "SINGULARITY_CONTAINER"),
+    ):
         if env.get(var):
             container = {"kind": kind, "image": env[var]}
             break
@@ -175,7 +182,11 @@ def probe(python: str, env: Mapping[str, str]) -> dict[str, Any]:
             cwd="/",
         )
         if proc.returncode != 0:
-            raise ValueError(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}")
+            raise ValueError(
+                proc.stderr.strip().splitlines()[-1]
+                if proc.stderr.strip()
+                else f"exit {proc.returncode}"
+            )
         found = json.loads(proc.stdout.strip().splitlines()[-1])
         if not isinstance(found, dict) or not isinstance(found.get("path"), list):
             raise ValueError("unexpected answer")

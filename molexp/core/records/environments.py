@@ -113,7 +113,13 @@ def _packages(
     digest = store_list(ws_root, lines)
     count = len(lines)
     if use_cache:
-        record = {"key": key, "python": interpreter, "fingerprint": stamp, "packages": digest, "package_count": count}
+        record = {
+            "key": key,
+            "python": interpreter,
+            "fingerprint": stamp,
+            "packages": digest,
+            "package_count": count,
+        }
         try:
             store.make_dirs(ws_root, path.parent)
             store.atomic_write_bytes(path, json.dumps(record).encode(), durable=False, root=ws_root)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -223,7 +222,9 @@ def entries(root: Path) -> tuple[list[Entry], list[CorruptRecordError]]:
 def ids(root: Path) -> list[str]:
     """The entry ids in the trash (directory names only; for completion)."""
     try:
-        return sorted(e.name for e in os.scandir(trash_dir(root)) if e.is_dir() and e.name[0] != ".")
+        return sorted(
+            e.name for e in os.scandir(trash_dir(root)) if e.is_dir() and e.name[0] != "."
+        )
     except OSError:
         return []
 
@@ -294,6 +295,8 @@ def restore(root: Path, entry: Entry) -> list[Item]:
 def drop(entry: Entry) -> None:
     """Delete ``entry`` for good: renamed out of sight first, so a half-deleted
     entry never lists."""
+    import shutil
+
     gone = entry.dir.parent / f"{store.TMP_PREFIX}drop-{entry.id}-{os.urandom(4).hex()}"
     os.rename(entry.dir, gone)
     shutil.rmtree(gone, ignore_errors=True)

@@ -61,7 +61,9 @@ def locate(ws: Workspace, text: str, attempt: int | None = None) -> Logs:
     record = load_record(run_dir / RUN_FILE, exp.project.name, exp.name)
     numbers = [int(a["n"]) for a in record.get("attempts") or [] if isinstance(a.get("n"), int)]
     if not numbers:
-        raise NotFoundError(f"run {target.text} has no attempts yet", f"Run it: `molexp run {exp.ref}`.")
+        raise NotFoundError(
+            f"run {target.text} has no attempts yet", f"Run it: `molexp run {exp.ref}`."
+        )
     if attempt is None:
         attempt = numbers[-1]
     elif attempt not in numbers:

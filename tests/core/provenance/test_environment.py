@@ -27,7 +27,9 @@ def test_the_python_a_command_names_is_found_on_its_path(tmp_path: Path) -> None
     path = {"PATH": f"{bin_a}{os.pathsep}{bin_b}"}
     cwd = tmp_path / "work"
     assert env.find_python(["python3.11", "train.py"], cwd, path) == str(py311)
-    assert env.find_python(["/bin/sh", "-c", "cd x && python3.11 -u t.py {lr}"], cwd, path) == str(py311)
+    assert env.find_python(["/bin/sh", "-c", "cd x && python3.11 -u t.py {lr}"], cwd, path) == str(
+        py311
+    )
     assert env.find_python(["/bin/sh", "-c", ".venv/bin/python t.py"], cwd, path) == str(local)
     assert env.find_python(["mpirun", "-n", "4", "lmp"], cwd, path) == str(py3)  # the PATH's
     assert env.find_python(["/bin/sh", "-c", "echo 'unclosed"], cwd, path) == str(py3)

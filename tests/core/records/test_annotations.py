@@ -52,7 +52,9 @@ def test_bad_notes_are_refused(text: str) -> None:
 
 
 @pytest.mark.parametrize("case", VECTORS, ids=[c["run_id"] for c in VECTORS])
-def test_tags_and_notes_leave_every_shared_id_unchanged(case: dict[str, Any], tmp_path: Path) -> None:
+def test_tags_and_notes_leave_every_shared_id_unchanged(
+    case: dict[str, Any], tmp_path: Path
+) -> None:
     project, experiment = case["experiment"].split("/")
     record = {
         "schema_version": 1, "id": case["run_id"], "project": project,
