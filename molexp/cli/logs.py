@@ -17,6 +17,7 @@ def logs(
     both: bool = typer.Option(False, "--both", help="Both, stdout first (the default)."),
     tail: int | None = typer.Option(None, "--tail", "-n", help="Only the last N lines of each."),
     follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing what the logs gain until the attempt ends."),
+    json_out: bool = typer.Option(False, "--json", help="Print {ref, attempt, dir, stdout, stderr} as one JSON object (not with --follow)."),
 ) -> None:
     """Print the stdout and stderr of a run's attempt (the latest unless --attempt N).
 
@@ -31,7 +32,17 @@ def logs(
     streams = [s for s, on in (("stdout", stdout), ("stderr", stderr)) if on]
     if both or not streams:
         streams = list(view.STREAMS)
+    if json_out and follow:
+        raise UsageError("--json prints the logs as they are; it does not go with --follow")
     found = view.locate(state.workspace(), ref, attempt)
+    if json_out:
+        output.print_json({
+            "ref": found.ref,
+            "attempt": found.attempt,
+            "dir": str(found.path("stdout").parent),
+            **{s: view.tail(found.path(s), tail).decode("utf-8", "replace") for s in streams},
+        })  # fmt: skip
+        return
     if output.is_tty(sys.stderr):  # which attempt this is, for a person (not for pipes)
         output.say(f"{found.ref}, attempt {found.attempt}: {found.path('stdout').parent}")
     out = sys.stdout.buffer

@@ -47,6 +47,17 @@ def error(message: str) -> None:
     say(prefix + message)
 
 
+def confirm(question: str) -> bool | None:
+    """Ask ``question`` (yes/no, default no) on the terminal; None, without asking,
+    unless both stdin and stderr are terminals: a script, a CI job or a Makefile
+    never waits for an answer (the command then asks for ``--yes`` instead)."""
+    if not (is_tty(sys.stdin) and is_tty(sys.stderr)):
+        return None
+    import typer
+
+    return bool(typer.confirm(question, default=False, err=True))
+
+
 def console(stderr: bool = False) -> Any:
     from rich.console import Console
 

@@ -40,13 +40,15 @@ def rm(
         _report(removal, json_out, done=False)
         raise typer.Exit(3 if removal.refused or removal.problems else 0)
     if not yes:
-        if not (output.is_tty(sys.stdin) and output.is_tty(sys.stderr)):
+        if output.is_tty(sys.stdin) and output.is_tty(sys.stderr):
+            _list(removal)
+        answer = output.confirm(f"Move {_what(removal)} to the trash?")
+        if answer is None:
             raise UsageError(
                 f"molexp rm would move {_what(removal)} to the trash: pass --yes when not on "
                 "a terminal (--dry-run lists them)"
             )
-        _list(removal)
-        if not typer.confirm(f"Move {_what(removal)} to the trash?", default=False, err=True):
+        if not answer:
             output.say("Nothing was removed.")
             raise typer.Exit(1)
     _report(curate.rm(ws, removal), json_out, done=True)

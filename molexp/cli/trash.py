@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import typer
 
 from molexp.cli import complete, output, state
@@ -61,12 +59,13 @@ def empty(
     runs = sum(e.runs for e in entries)
     what = f"{len(entries)} removal(s) ({runs} run(s))"
     if entries and not dry_run and not yes:
-        if not (output.is_tty(sys.stdin) and output.is_tty(sys.stderr)):
+        answer = output.confirm(f"Delete {what} for good?")
+        if answer is None:
             raise UsageError(
                 f"molexp trash empty would delete {what} for good: pass --yes when not on a "
                 "terminal (--dry-run lists them)"
             )
-        if not typer.confirm(f"Delete {what} for good?", default=False, err=True):
+        if not answer:
             output.say("Nothing was deleted.")
             raise typer.Exit(1)
     done = entries if dry_run else trash_empty(ws, entries)

@@ -43,7 +43,9 @@ def test_logs_prints_both_streams_or_one_and_a_tail(failing: str, cli: Cli) -> N
 def test_logs_of_an_older_attempt_and_bad_requests(failing: str, cli: Cli) -> None:
     assert cli("run p/f -p code=4").exit_code == 1  # another run (another param)
     assert cli("run p/f").exit_code == 1  # attempt 2 of the first
-    assert "attempt 2" in cli("logs", failing).stderr
+    shown = json.loads(cli("logs", failing, "--json", "--tail", "1").stdout)
+    assert shown["attempt"] == 2 and shown["stdout"] == "out2\n" and shown["stderr"] == "err15\n"
+    assert cli("logs", failing, "--json", "--follow").exit_code == 2
     assert cli("logs", failing, "--attempt", "1", "--stdout").stdout == "out1\nout2\n"
     r = cli("logs", failing, "--attempt", "7")
     assert r.exit_code == 2 and "Its attempts: 1, 2" in r.stderr
