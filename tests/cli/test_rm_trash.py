@@ -335,17 +335,25 @@ def test_an_experiment_removed_while_it_runs_goes_whole(workspace: Path, cli: Cl
     assert cli("project create P").exit_code == 0
     assert cli("experiment", "create", "P/E", "--replicas", "30", "--command", "sleep 0.05").exit_code == 0
     runner = spawn("run", "P/E", "-j", "2", cwd=workspace)
+    refused = 0
     try:
         wait_for(lambda: (workspace / "projects/P/experiments/E/runs").exists(), "a run")
         while True:
+            # Removed whole while it runs, or refused while a run holds it (then
+            # everything stays in place); once the runner is done, it goes.
+            ended = runner.poll() is not None
             res = run_molexp("rm", "P/E", "-y", cwd=workspace, env=proc_env())
             assert "Traceback" not in res.stderr
             if res.returncode == 0:
                 break
             assert res.returncode == 3 and "held by" in res.stderr, res.stderr
-            assert runner.poll() is None, "the runner ended before rm got the experiment"
+            assert not ended, "refused after the runner ended"
+            refused += 1
+            for run_dir in (workspace / "projects/P/experiments/E/runs").glob("*"):
+                assert (run_dir / "run.json").exists()  # untouched: every run still whole
     finally:
         _, err = runner.communicate(timeout=120)
+    print(f"\nrm refused {refused} time(s) before it took the experiment")
     assert "Traceback" not in err and "internal error" not in err
     assert not (workspace / "projects/P/experiments/E").exists()  # no skeleton left behind
     (entry,) = _trash(cli)
