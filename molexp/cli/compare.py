@@ -106,7 +106,7 @@ def _cell(column: str, value: Any, human: bool) -> Any:
     if value is MISSING:
         return None
     if human and column == "duration" and isinstance(value, (int, float)):
-        return f"{value:.2f}s"
+        return output.seconds(value)
     if column == "tags" and isinstance(value, list):
         return " ".join(map(str, value))
     return value

@@ -18,8 +18,7 @@ FORMATS = ("table", "json", "csv", "ids")
 
 
 def _duration(summary: dict[str, Any]) -> Any:
-    duration = (summary.get("last_attempt") or {}).get("duration")
-    return f"{duration:.2f}s" if isinstance(duration, (int, float)) else None
+    return output.seconds((summary.get("last_attempt") or {}).get("duration"))
 
 
 def _when(stamp: Any) -> Any:

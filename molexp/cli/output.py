@@ -79,6 +79,14 @@ def print_json_line(data: Any) -> None:
     sys.stdout.flush()
 
 
+def seconds(value: Any) -> str | None:
+    """A duration for people, the one way molexp prints it: ``4.34s`` (JSON and
+    CSV keep the number of seconds)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return f"{value:.2f}s"
+
+
 def cell(value: Any) -> str:
     if value is None:
         return ""

@@ -39,7 +39,8 @@ def describe(outcome: Outcome) -> str:
     if outcome.action == "refused":
         return f"{_label(outcome)}: not run: {outcome.message}"
     att = outcome.run.record["attempts"][-1] if outcome.run.record["attempts"] else {}
-    took = f" in {att['duration']:.2f}s" if att.get("duration") is not None else ""
+    shown = output.seconds(att.get("duration"))
+    took = f" in {shown}" if shown is not None else ""
     if outcome.error is not None:  # ran, but not everything could be saved
         return (
             f"{_label(outcome)}: {outcome.status}{took} (attempt {outcome.attempt}), "

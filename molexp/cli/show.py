@@ -80,16 +80,14 @@ def _run(record: dict[str, Any]) -> None:
         output.print_table(["metric", "last", "step", "points", "attempt"], _metrics(record))
     if record.get("inputs"):
         print()
-        output.print_table(
-            ["input", "scope", "content_hash"],
-            [[i.get("name"), i.get("scope"), i.get("content_hash")] for i in record["inputs"]],
-        )
+        output.print_table(["input", "scope", "content_hash", "attempts"], _inputs(record["inputs"]))
     if record.get("attempts"):
         print()
         output.print_table(
             ["attempt", "status", "exit", "started", "duration", "host", "executor", "job", "git"],
             [[a.get("n"), a.get("status"), a.get("exit_code"), a.get("started_at"),
-              a.get("duration"), a.get("host"), a.get("executor"), a.get("scheduler_job_id"),
+              output.seconds(a.get("duration")), a.get("host"), a.get("executor"),
+              a.get("scheduler_job_id"),
               _git(a.get("git"))] for a in record["attempts"]],
         )
         last = record["attempts"][-1]
@@ -102,6 +100,18 @@ def _run(record: dict[str, Any]) -> None:
             for line in tail:
                 print(f"  | {line}")
     _notes(record.get("notes"))
+
+
+def _inputs(inputs: list[Any]) -> list[list[Any]]:
+    """One row per asset used (name, scope, hash), with the attempts that looked it
+    up: a run forced again uses the same input twice, and that is one input."""
+    rows: dict[tuple[Any, Any, Any], set[int]] = {}
+    for item in inputs:
+        if isinstance(item, dict):
+            attempts = rows.setdefault((item.get("name"), item.get("scope"), item.get("content_hash")), set())
+            if isinstance(item.get("attempt"), int):
+                attempts.add(item["attempt"])
+    return [[*key, ",".join(map(str, sorted(attempts)))] for key, attempts in rows.items()]
 
 
 def _metrics(record: dict[str, Any]) -> list[list[Any]]:

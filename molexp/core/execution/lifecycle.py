@@ -531,7 +531,8 @@ def execute_run(run: Run, options: RunOptions, signals: SignalState) -> Outcome:
             root=run.experiment.workspace.root,
         )
     except RunLockedError as exc:
-        return Outcome(run, "held", run.status, message=exc.message)
+        said = f"{exc.message}; `--wait` waits for it, `molexp cancel` stops it"
+        return Outcome(run, "held", run.status, message=said)
     except FileNotFoundError:  # its directory went to the trash since it was read
         return Outcome(run, "held", run.status, message=f"run {run.id} was removed (molexp rm)")
     try:

@@ -111,7 +111,15 @@ def resolve(ws: Workspace, text: str) -> Ref:
         if len(name) >= MIN_PREFIX and set(name) <= _HEX:
             return find_run(ws, name)
         close = get_close_matches(name, ws.project_names(), n=3)
-        hint = f"Did you mean: {', '.join(close)}?" if close else "`molexp project ls` lists projects."
+        if close:
+            hint = f"Did you mean: {', '.join(close)}?"
+        elif set(name) <= _HEX:
+            hint = (
+                f"A run-id prefix needs at least {MIN_PREFIX} hex characters ({name!r} has "
+                f"{len(name)}); `molexp ls` lists runs."
+            )
+        else:
+            hint = "`molexp project ls` lists projects; `molexp ls --format ids` lists runs."
         raise NotFoundError(f"no project or run named {name!r}", hint)
     project = ws.get_project(parts[0])
     experiment = project.get_experiment(parts[1])

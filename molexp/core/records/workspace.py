@@ -17,6 +17,7 @@ from molexp.core.store import files as store
 from molexp.errors import (
     ConflictError,
     CorruptRecordError,
+    InvalidNameError,
     NotFoundError,
     UsageError,
     WorkspaceNotFoundError,
@@ -37,10 +38,22 @@ def _is_molexp_workspace_file(path: Path) -> bool:
                 if not text or text.startswith("#") or text == "---":
                     continue
                 key, _, value = text.partition(":")
-                return key.strip() == "kind" and value.strip().strip("'\"") == WORKSPACE_KIND
+                return key.strip() == "kind" and _plain_value(value) == WORKSPACE_KIND
     except OSError:
         return False
     return False
+
+
+def _plain_value(text: str) -> str:
+    """The scalar of a one-line YAML ``key: value`` after the colon: unquoted,
+    without a trailing ``# comment`` (``kind: molexp.workspace  # marks the root``)."""
+    text = text.strip()
+    if text[:1] in ("'", '"'):
+        end = text.find(text[0], 1)
+        return text[1:end] if end > 0 else text
+    for marker in (" #", "\t#"):
+        text = text.split(marker, 1)[0]
+    return text.strip()
 
 
 def find_workspace_root(explicit: str | os.PathLike[str] | None, cwd: Path | None = None) -> Path:
@@ -133,7 +146,18 @@ class Workspace:
                 f"{self.definition_path} exists and belongs to another tool",
                 "Choose another directory for the molexp workspace.",
             )
-        ws_name = validate_name(name if name is not None else self.root.name, "workspace")
+        try:
+            ws_name = validate_name(name if name is not None else self.root.name, "workspace")
+        except InvalidNameError as exc:
+            if name is not None:
+                raise
+            import shlex
+
+            raise InvalidNameError(
+                f"{exc.message} (the name of the folder {self.root})",
+                f"Keep the folder and name the workspace: `molexp init "
+                f"{shlex.quote(str(self.root))} --name NAME`.",
+            ) from None
         store.make_dirs(self.root, self.root, durable=True)
         record = {
             "kind": WORKSPACE_KIND,

@@ -22,7 +22,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -369,45 +369,47 @@ def check_temp_files(w: _Walk) -> None:
 # -- the walk -------------------------------------------------------------------
 
 
+def _through(w: _Walk, path: Path) -> _Walk:
+    """The walk to continue below ``path``: the same one, or, past a symlink that
+    leads out of the workspace (reported), one that reads on — so doctor counts
+    what `ls` lists — but fixes nothing (molexp writes only inside)."""
+    return w if check_outside(w, path) else replace(w, fix=False)
+
+
 def _walk_projects(w: _Walk) -> None:
     check_definition(w, w.ws.definition, w.ws.definition_path)
-    if not check_outside(w, w.ws.projects_dir):
-        return
+    w = _through(w, w.ws.projects_dir)
     for proj_dir in _subdirs(w.ws.projects_dir):
-        if not check_outside(w, proj_dir) or not check_definition_file(
-            w, proj_dir, PROJECT_FILE, "project"
-        ):
+        wp = _through(w, proj_dir)
+        if not check_definition_file(wp, proj_dir, PROJECT_FILE, "project"):
             continue
-        w.report.projects += 1
-        project = Project(w.ws, proj_dir.name)
-        check_definition(w, project.definition, project.definition_path)
+        wp.report.projects += 1
+        project = Project(wp.ws, proj_dir.name)
+        check_definition(wp, project.definition, project.definition_path)
         exps_dir = proj_dir / "experiments"
-        if check_outside(w, exps_dir):
-            for exp_dir in _subdirs(exps_dir):
-                _walk_experiment(w, project, exp_dir)
+        we = _through(wp, exps_dir)
+        for exp_dir in _subdirs(exps_dir):
+            _walk_experiment(we, project, exp_dir)
 
 
 def _walk_experiment(w: _Walk, project: Project, exp_dir: Path) -> None:
-    if not check_outside(w, exp_dir) or not check_definition_file(
-        w, exp_dir, EXPERIMENT_FILE, "experiment"
-    ):
+    w = _through(w, exp_dir)
+    if not check_definition_file(w, exp_dir, EXPERIMENT_FILE, "experiment"):
         return
     w.report.experiments += 1
     exp = Experiment(project, exp_dir.name)
     check_definition(w, exp.definition, exp.definition_path)
-    if not check_outside(w, exp.runs_dir):
-        return
+    w = _through(w, exp.runs_dir)
     for run_dir in _subdirs(exp.runs_dir):
-        if not check_outside(w, run_dir):
-            continue
-        w.report.runs += 1
-        record = check_record(w, exp, run_dir)
+        wr = _through(w, run_dir)
+        wr.report.runs += 1
+        record = check_record(wr, exp, run_dir)
         if record is not None:
-            check_inputs(w, exp, run_dir, record)
-        check_break_guard(w, run_dir)
-        lock_problem = check_stale_lock(w, run_dir)
-        gone = check_owner_gone(w, record, run_dir) if record is not None else None
-        if w.fix and (gone is not None or lock_problem is not None):
+            check_inputs(wr, exp, run_dir, record)
+        check_break_guard(wr, run_dir)
+        lock_problem = check_stale_lock(wr, run_dir)
+        gone = check_owner_gone(wr, record, run_dir) if record is not None else None
+        if wr.fix and (gone is not None or lock_problem is not None):
             repair_run(exp, run_dir, lock_problem, gone)
 
 
