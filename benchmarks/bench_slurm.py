@@ -117,7 +117,9 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=3, help="rounds per figure (median)")
     parser.add_argument("--sizes", default="1000,5000", help="queued runs to submit and list")
-    parser.add_argument("--pack-runs", type=int, default=200, help="runs for the task-path figure")
+    parser.add_argument(
+        "--pack-runs", type=int, default=200, help="runs for the task-path figure (0: skip it)"
+    )
     args = parser.parse_args(argv)
     for tool in ("sbatch", "squeue", "scontrol"):
         if shutil.which(tool) is None:
@@ -155,6 +157,8 @@ def main(argv: list[str]) -> int:
             ratio = f" ({per_run / base_per_run:.2f}x)" if base_per_run and n != 10 else ""
             print(f"{n:>11}  {med['arrays']:>6.0f}  {med['submit']:>7.2f}s  "
                   f"{per_run * 1000:>6.2f}ms{ratio}  {med['ls']:>6.2f}s  {med['calls']:>18.0f}")  # fmt: skip
+        if args.pack_runs <= 0:
+            return 0
         print(f"\ntask path, {args.pack_runs} runs of `echo`:")
         rates: dict[int, list[float]] = {1: [], 10: []}
         for rep in range(args.reps):
