@@ -103,6 +103,7 @@ ACTIONS = {
     "assets rm",
     "assets path",
     "run-task",
+    "run-retry",  # the follow-up job of `run --retries`: submits, prints messages
     "ui",  # a server (prints its URL): its JSON is the pages' API, docs/ui.md
     "report",  # writes an HTML file
 }
