@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,10 +19,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from molexp.core.execution.runenv import RunEnv
+from molexp.core.execution.runenv import WARNINGS_FILE, RunEnv
 from molexp.errors import UsageError
 
 RESULTS_LOCK = ".results.lock"
+
 
 
 class RunContext(RunEnv):
@@ -35,14 +37,24 @@ class RunContext(RunEnv):
         return data if isinstance(data, dict) else {}
 
     def set_result(self, key: str, value: Any) -> None:
-        """Record one result (merged into ``run.json`` when the attempt ends)."""
+        """Record one result (merged into ``run.json`` when the attempt ends).
+
+        numpy scalars and arrays are stored as numbers and lists, ``nan`` and
+        ``inf`` as ``"NaN"``/``"Infinity"``; a value that cannot be stored is
+        named on stderr and in the attempt's ``warnings``, never raised.
+        """
         self.set_results({key: value})
 
     def set_results(self, values: dict[str, Any]) -> None:
-        from molexp.core.model.identity import normalise
+        """Record several results at once (see :meth:`set_result`)."""
+        from molexp.core.model.results import normalise_results
         from molexp.core.store.files import ensure_inside, write_json
 
-        clean = normalise(values, "results")
+        clean, warnings = normalise_results(values)
+        for warning in warnings:
+            sys.stderr.write(f"molexp: warning: {warning}\n")
+        if warnings:
+            self._note(warnings)
         # Several processes of one run may set results at once: read-merge-write
         # under an exclusive lock on a sidecar file, so no key is ever lost.
         sidecar = self.results_file.parent / RESULTS_LOCK
@@ -73,6 +85,18 @@ class RunContext(RunEnv):
     @cached_property
     def _metrics(self) -> _MetricsWriter:
         return _MetricsWriter(self.metrics_file, self.workspace_root)
+
+    def _note(self, warnings: list[str]) -> None:
+        """Append ``warnings`` to the attempt's ``warnings.jsonl`` (merged at its end)."""
+        from molexp.core.store.files import ensure_inside
+
+        path = self.attempt_dir / WARNINGS_FILE
+        ensure_inside(self.workspace_root, path)
+        self.attempt_dir.mkdir(parents=True, exist_ok=True)
+        lines = "".join(json.dumps(w, ensure_ascii=False) + "\n" for w in warnings)
+        with _locked(self.results_file.parent / RESULTS_LOCK):
+            with open(path, "a", encoding="utf-8") as fh:
+                fh.write(lines)
 
     def artifact_path(self, name: str) -> Path:
         """A path under the run's ``artifacts/`` (parent folders are created)."""

@@ -110,17 +110,26 @@ class Experiment(model.Experiment):
         params: Mapping[str, Any] | None = None,
         config: str | os.PathLike[str] | None = None,
         cwd: str | os.PathLike[str] | None = None,
+        new_param: bool = False,
     ) -> Run:
-        """The deterministic run the CLI would use (created as ``pending`` if new)."""
+        """The deterministic run the CLI would use (created as ``pending`` if new).
+
+        As for `molexp run`, ``molcfg.yaml`` is looked for in the experiment's
+        ``workdir`` (the current directory for an experiment without one) unless
+        ``cwd`` or ``config`` (relative to ``cwd`` or the current directory) says
+        otherwise; a ``params`` key the experiment lacks
+        is refused unless ``new_param``.
+        """
         items = list(overrides.items()) if isinstance(overrides, Mapping) else list(overrides or [])
+        here = Path(cwd) if cwd is not None else Path.cwd()  # a relative ``config`` is from here
         resolved = resolve_config(
-            Path(config) if config is not None else None,
-            Path(cwd) if cwd is not None else Path.cwd(),
+            here / config if config is not None else None,
+            Path(cwd) if cwd is not None else self.workdir or here,
             profile,
             items,
             cache_dir=self.workspace.cache_dir,
         )
-        spec = plan_one(self, replica, resolved, dict(params or {}))
+        spec = plan_one(self, replica, resolved, dict(params or {}), new_param)
         return ensure_run(self, spec)
 
 

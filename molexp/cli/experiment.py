@@ -21,12 +21,13 @@ def create(
     command: str | None = typer.Option(None, "--command", "-c", help="Command run through /bin/sh -c; {placeholders} are filled in."),
     workflow: str | None = typer.Option(None, "--workflow", help="File whose git provenance is captured."),
     description: str = typer.Option("", "--description", "-d", help="What the experiment tests."),
+    workdir: Path | None = typer.Option(None, "--workdir", help="Where runs execute and find molcfg.yaml (default: the current directory)."),
 ) -> None:
     """Define an experiment; identical definitions do nothing, different ones are refused."""
     from molexp.core.actions.define import ExperimentRequest, create_experiment
 
     request = ExperimentRequest(
-        ref, param or (), params, replicas, seeds, command, workflow, description
+        ref, param or (), params, replicas, seeds, command, workflow, description, workdir=workdir
     )
     exp, created = create_experiment(state.workspace(), request)
     output.say(f"Experiment {exp.ref} {'created' if created else 'unchanged'} "

@@ -14,9 +14,10 @@ def run(
     command: list[str] | None = typer.Argument(None, help="Command after `--` (run as argv, no shell)."),
     replica: list[int] | None = typer.Option(None, "--replica", "-r", help="Replica index (repeatable; default: all)."),
     profile: str | None = typer.Option(None, "--profile", "-P", autocompletion=complete.profile, help="Profile from molcfg.yaml."),
-    config: Path | None = typer.Option(None, "--config", help="Config file (default: ./molcfg.yaml, .yml or .json)."),
+    config: Path | None = typer.Option(None, "--config", help="Config file (default: molcfg.yaml, .yml or .json in the experiment's workdir)."),
     override: list[str] | None = typer.Option(None, "--override", "-o", help="KEY=VALUE applied to the config (dotted keys nest)."),
     param: list[str] | None = typer.Option(None, "--param", "-p", help="KEY=VALUE overriding an experiment parameter."),
+    new_param: bool = typer.Option(False, "--new-param", help="Allow --param/--grid keys the experiment does not have (refused otherwise: a typo would plan new runs)."),
     grid: list[str] | None = typer.Option(None, "--grid", "-g", help="KEY=V1,V2,... or KEY=[V1,V2,...] (cartesian product; repeatable)."),
     grid_file: Path | None = typer.Option(None, "--grid-file", help="YAML sweep: KEY: [VALUES...] per line, or a list of points."),
     jobs: int | None = typer.Option(None, "--jobs", "-j", help="Run up to N runs at once (output goes to the logs); with slurm, at most N array tasks at once.", show_default="1 locally, no limit on SLURM"),
@@ -37,6 +38,6 @@ def run(
     request = action.RunRequest(
         ref, command or None, replica or (), profile, config, override or (), param or (),
         grid or (), grid_file, jobs, fail_fast, force, wait, dry_run, json_out, executor,
-        sbatch_arg or (), None, pack, retries,
+        sbatch_arg or (), None, pack, retries, new_param,
     )  # fmt: skip
     raise typer.Exit(run_render.render(action.plan_request(state.workspace(), request)))

@@ -167,6 +167,8 @@ class _Display:
 def render(plan: action.Plan) -> int:
     """Carry out a planned `molexp run`, showing it; return the exit code."""
     request = plan.request
+    for warning in plan.warnings:
+        output.say(f"warning: {warning}")
     if request.executor == "slurm":
         from molexp.cli.slurm import render_submission
 
@@ -193,6 +195,9 @@ def report(plan: action.Plan) -> tuple[list[Outcome], int | None]:
 
     def on_done(outcome: Outcome) -> None:
         display.finished(outcome)
+        for warning in outcome.warnings:
+            with display.lock:
+                display.say(f"warning: {outcome.run.ref}: {warning}")
         if json_out:
             with display.lock:
                 if hold_json:
@@ -228,17 +233,28 @@ def summary_line(ref: str, total: int, outcomes: Sequence[Outcome], elapsed: flo
     return f"{total} runs of {ref}: {', '.join(parts)} ({elapsed:.1f}s)"
 
 
+def _command(argv: list[str] | None) -> str:
+    """The command a planned run would execute, as the user wrote it (filled in)."""
+    if not argv:
+        return ""
+    if argv[:2] == ["/bin/sh", "-c"] and len(argv) == 3:
+        return argv[2]
+    import shlex
+
+    return shlex.join(argv)
+
+
 def report_plan(outcomes: Sequence[Outcome], json_out: bool) -> None:
     if json_out:
         for o in outcomes:
             output.print_json_line(o.to_json())
     else:
         output.print_table(
-            ["run", "replica", "profile", "params", "status", "would"],
+            ["run", "replica", "profile", "params", "status", "would", "command"],
             [
                 [f"{o.run.record['project']}/{o.run.record['experiment']}/{o.run.id}",
                  o.run.record["replica"], o.run.record.get("profile"),
-                 o.run.record.get("params"), o.status, o.message]
+                 o.run.record.get("params"), o.status, o.message, _command(o.argv)]
                 for o in outcomes
             ],
         )  # fmt: skip

@@ -128,14 +128,19 @@ def _metrics(record: dict[str, Any]) -> list[list[Any]]:
 
 
 def _ending(record: dict[str, Any], last: dict[str, Any]) -> list[tuple[str, Any]]:
-    """How the latest attempt ended (error, cause) and where its logs are."""
+    """How the latest attempt ended (error, cause, warnings) and where its logs and
+    artifacts are (an earlier attempt's were moved to ``attempts/<n>/artifacts/``)."""
     pairs: list[tuple[str, Any]] = []
     if record.get("status") in ("failed", "interrupted", "cancelled"):
         code = last.get("exit_code")
         pairs.append(("error", last.get("error") or (f"exit code {code}" if code is not None else None)))
         pairs.append(("cause", last.get("cause")))
+    pairs.extend(("warning", w) for w in last.get("warnings") or [])
     pairs.append(("env", _env_summary(last.get("env"))))
     pairs.append(("logs", f"{record['run_dir']}/attempts/{last.get('n')}/"))
+    pairs.append(("artifacts", f"{record['run_dir']}/artifacts/"))
+    pairs.extend((f"artifacts of attempt {a.get('n')}", f"{record['run_dir']}/{a['artifacts']}/")
+                 for a in record["attempts"] if isinstance(a, dict) and a.get("artifacts"))  # fmt: skip
     return [(k, v) for k, v in pairs if v is not None]
 
 

@@ -83,6 +83,8 @@ def run_task(
             f"molexp run-task {o.run.ref} (SLURM job {done.job}): {o.action}, {o.status}"
             + (f" ({o.message})" if o.message else "")
         )
+        for warning in o.warnings:
+            output.say(f"warning: {o.run.ref}: {warning}")
     raise typer.Exit(done.exit_code)
 
 

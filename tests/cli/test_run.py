@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +125,167 @@ def test_param_values_are_never_shell_code(workspace: Path, cli: Cli) -> None:
     assert not (workspace / "pwned").exists()
     out = (Path(lines(r.stdout)[0]["run_dir"]) / "attempts/1/stdout.log").read_text()
     assert out == f"{evil} set {{name}}\n"
+
+
+@pytest.mark.parametrize(
+    "command", ['echo "{x}"', "echo '{x}'", "echo {x}", 'python3 -c "print({x})"',
+                'python3 -c "import sys; print(sys.argv[1])" "{x}"'],
+)  # fmt: skip
+@pytest.mark.parametrize("value", ["$(touch pwned)", "`touch pwned`", "\";touch pwned;\""])
+def test_a_quoted_placeholder_never_runs_its_value(
+    workspace: Path, cli: Cli, command: str, value: str
+) -> None:
+    cli("project create p")
+    assert cli("experiment", "create", "p/q", "--param", "x=hi", "--command", command).exit_code == 0
+    r = cli("run", "p/q", "--param", f"x={value}", "--json")
+    assert not (workspace / "pwned").exists()
+    (o,) = lines(r.stdout)
+    out = (Path(o["run_dir"]) / "attempts/1/stdout.log").read_text()
+    if "print" not in command or "argv" in command:
+        assert r.exit_code == 0 and out == o["params"]["x"] + "\n"  # the value, as YAML read it
+
+
+def test_a_param_named_like_a_builtin_is_refused_at_create(workspace: Path, cli: Cli) -> None:
+    cli("project create p")
+    before = snapshot(workspace)
+    for name in ("seed", "replica", "run_id", "run_dir", "profile", "attempt", "params", "config"):
+        r = cli("experiment", "create", "p/e", "--param", f"{name}=1", "--command", "true")
+        assert r.exit_code == 2, r.output
+        assert f"param {name!r} is named like the built-in {{{name}}} placeholder" in r.stderr
+    (workspace / "p.yaml").write_text("seed: 3\n")
+    assert cli("experiment create p/e --params p.yaml --command true").exit_code == 2
+    (workspace / "p.yaml").unlink()
+    assert snapshot(workspace) == before
+
+
+def test_config_and_nested_param_placeholders(exp: Path, cli: Cli) -> None:
+    r = cli("experiment", "create", "qm9/lmp", "--param", "opt={lr: 0.1, kind: adam}",
+            "--command", "echo {config.epochs} {config.optimizer.lr} {params.opt.kind} {opt}")
+    assert r.exit_code == 0, r.output
+    r = cli("run qm9/lmp --profile smoke --json")
+    assert r.exit_code == 0, r.output
+    out = (Path(lines(r.stdout)[0]["run_dir"]) / "attempts/1/stdout.log").read_text()
+    assert out == '3 0.001 adam {"kind":"adam","lr":0.1}\n'
+
+
+def test_a_config_key_the_config_lacks_refuses_the_run(exp: Path, cli: Cli) -> None:
+    cli("experiment", "create", "qm9/lmp", "--command", "lmp -var T {config.md.temp}")
+    before = snapshot(exp)
+    r = cli("run qm9/lmp")
+    assert r.exit_code == 2
+    assert "the merged config has no key 'md.temp'" in r.stderr
+    assert snapshot(exp) == before  # no run was created
+    r = cli("run qm9/lmp --dry-run")
+    assert r.exit_code == 2
+
+
+def test_an_unknown_placeholder_is_named_in_a_warning(exp: Path, cli: Cli) -> None:
+    cli("experiment", "create", "qm9/typo", "--param", "temperature=300",
+        "--command", "echo {temprature} {temperature}")  # fmt: skip
+    r = cli("run qm9/typo --json")
+    assert r.exit_code == 0
+    assert "warning: the command's {temprature} names no param, config key or built-in" in r.stderr
+    (o,) = lines(r.stdout)
+    assert (Path(o["run_dir"]) / "attempts/1/stdout.log").read_text() == "{temprature} 300\n"
+    rec = json.loads(cli("show", o["id"], "--json").stdout)
+    assert "{temprature}" in rec["attempts"][0]["warnings"][0]
+    assert "{temprature}" in cli("run qm9/typo --dry-run").stderr
+
+
+def test_a_param_key_the_experiment_lacks_is_refused(exp: Path, cli: Cli) -> None:
+    before = snapshot(exp)
+    for args in (["--param", "lrr=0.1"], ["--grid", "lrr=0.1,0.2"], ["-p", "lr.x=1"]):
+        r = cli("run", "qm9/baseline", *args)
+        assert r.exit_code == 2, r.output
+        assert "is not a param of qm9/baseline (its params are lr)" in r.stderr
+    assert "Did you mean 'lr'?" in cli("run qm9/baseline --grid lrr=1,2").stderr
+    (exp / "g.yaml").write_text("- {lrr: 1}\n")
+    assert cli("run qm9/baseline --grid-file g.yaml").exit_code == 2
+    (exp / "g.yaml").unlink()
+    assert snapshot(exp) == before
+    r = cli("run qm9/baseline -r 0 --param lrr=0.1 --new-param --json")
+    assert r.exit_code == 0, r.output
+    assert lines(r.stdout)[0]["params"] == {"lr": 0.001, "lrr": 0.1}
+
+
+NAN_RESULTS = (
+    "import json, os; json.dump({'loss': float('nan'), 'acc': 0.9, 'low': float('-inf')}, "
+    "open(os.environ['MOLEXP_RESULTS_FILE'], 'w'))"
+)
+
+SET_RESULTS = """\
+import numpy as np, molexp as mx
+ctx = mx.current_run()
+ctx.set_result("n", np.int64(3))
+ctx.set_result("energies", np.array([-1.5, np.nan]))
+ctx.set_result("model", object())
+ctx.set_results({"loss": np.float32(0.25), "bad": {1: 2}})
+"""
+
+
+def test_a_results_json_holding_nan_keeps_every_result(workspace: Path, cli: Cli) -> None:
+    cli("project create p")
+    cli("experiment", "create", "p/e", "--command", f"{sys.executable} -c \"{NAN_RESULTS}\"")
+    r = cli("run p/e --json")
+    assert r.exit_code == 0, r.output
+    rec = json.loads(cli("show", lines(r.stdout)[0]["id"], "--json").stdout)
+    assert rec["status"] == "succeeded"
+    assert rec["results"] == {"loss": "NaN", "acc": 0.9, "low": "-Infinity"}
+    assert rec["attempts"][0]["results"] == rec["results"]
+    assert rec["attempts"][0]["warnings"] == [] and rec["attempts"][0]["error"] is None
+
+
+def test_set_result_stores_numpy_values_and_names_what_it_cannot(
+    workspace: Path, cli: Cli
+) -> None:
+    pytest.importorskip("numpy")
+    (workspace / "fit.py").write_text(SET_RESULTS)
+    cli("project create p")
+    cli("experiment", "create", "p/e", "--command", f"{sys.executable} fit.py")
+    r = cli("run p/e --json")
+    assert r.exit_code == 0, r.output
+    (o,) = lines(r.stdout)
+    rec = json.loads(cli("show", o["id"], "--json").stdout)
+    assert rec["status"] == "succeeded"
+    assert rec["results"] == {"n": 3, "energies": [-1.5, "NaN"], "loss": 0.25}
+    said = ["result 'model' not stored: a object is not a JSON value",
+            "result 'bad' not stored: it holds the key 1, which is not a string"]  # fmt: skip
+    assert rec["attempts"][0]["warnings"] == said
+    stderr_log = (Path(o["run_dir"]) / "attempts/1/stderr.log").read_text()
+    assert all(f"molexp: warning: {w}" in stderr_log for w in said)  # the command's stderr
+    assert all(f"warning: p/e/{o['id']}: {w}" in r.stderr for w in said)  # and molexp's
+    shown = cli("show", o["id"])
+    assert re.search(r"^warning +result 'model' not stored", shown.stdout, re.M)
+
+
+def test_a_new_attempt_keeps_the_earlier_attempt_s_artifacts(workspace: Path, cli: Cli) -> None:
+    cli("project create p")
+    cli("experiment", "create", "p/e", "--command",
+        'echo "traj of $MOLEXP_ATTEMPT" > "$MOLEXP_RUN_DIR/artifacts/traj.xyz"; exit "${FAIL:-0}"')
+    (o,) = lines(cli("run p/e --json").stdout)
+    run_dir = Path(o["run_dir"])
+    assert cli("run p/e --force").exit_code == 0
+    assert (run_dir / "artifacts/traj.xyz").read_text() == "traj of 2\n"
+    assert (run_dir / "attempts/1/artifacts/traj.xyz").read_text() == "traj of 1\n"
+    assert cli("run p/e --force").exit_code == 0
+    assert (run_dir / "attempts/2/artifacts/traj.xyz").read_text() == "traj of 2\n"
+    rec = json.loads((run_dir / "run.json").read_text())
+    assert [a.get("artifacts") for a in rec["attempts"]] == [
+        "attempts/1/artifacts", "attempts/2/artifacts", None,
+    ]  # fmt: skip
+    shown = cli("show", o["id"]).stdout
+    assert re.search(rf"^artifacts of attempt 1 +{run_dir}/attempts/1/artifacts/$", shown, re.M)
+    assert re.search(rf"^artifacts +{re.escape(str(run_dir))}/artifacts/$", shown, re.M)
+
+
+def test_an_empty_artifacts_folder_is_not_moved(workspace: Path, cli: Cli) -> None:
+    cli("project create p")
+    cli("experiment create p/e --command true")
+    (o,) = lines(cli("run p/e --json").stdout)
+    assert cli("run p/e --force").exit_code == 0
+    run_dir = Path(o["run_dir"])
+    assert not (run_dir / "attempts/1/artifacts").exists()
+    assert "artifacts" not in json.loads((run_dir / "run.json").read_text())["attempts"][0]
 
 
 def test_environment_of_the_command(exp: Path, cli: Cli) -> None:

@@ -123,6 +123,10 @@ def test_grid_file_points(exp: Path, cli: Cli) -> None:
         "- {lr: 0.001, layers: [64]}\n- {lr: 0.01, layers: [64, 64]}\n- {model.depth: 3}\n"
     )
     r = cli("run qm9/sweep -r 0 --grid-file points.yaml --grid depth=1,2 --dry-run --json")
+    assert r.exit_code == 2 and "'model.depth' is not a param of qm9/sweep" in r.stderr
+    assert "Did you mean 'depth'?" in r.stderr and "--new-param" in r.stderr
+    r = cli("run qm9/sweep -r 0 --grid-file points.yaml --grid depth=1,2 --dry-run --json "
+            "--new-param")  # fmt: skip
     assert r.exit_code == 0, r.output
     got = [o["params"] for o in lines(r.stdout)]
     assert len(got) == 6

@@ -14,7 +14,7 @@ import pytest
 
 from molexp.api.context import RESULTS_LOCK, RunContext
 from molexp.api.workspace import Workspace
-from molexp.core.execution.execute import format_value
+from molexp.core.execution.placeholders import format_value
 from molexp.errors import NotFoundError, UsageError
 from tests.conftest import Cli, molexp_exe
 from tests.reliability.conftest import make_experiment, proc_env, records_snapshot

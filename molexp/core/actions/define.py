@@ -90,6 +90,7 @@ class ExperimentRequest:
     workflow: str | None = None
     description: str = ""
     cwd: Path = field(default_factory=Path.cwd)
+    workdir: Path | None = None  # None: ``cwd``; relative paths are relative to ``cwd``
 
 
 def create_experiment(ws: Workspace, request: ExperimentRequest) -> tuple[Experiment, bool]:
@@ -104,6 +105,6 @@ def create_experiment(ws: Workspace, request: ExperimentRequest) -> tuple[Experi
     exp = proj.experiment(
         name, params=params, replicas=replicas, seeds=seeds, command=request.command,
         workflow_source=request.workflow, description=request.description,
-        git_cwd=request.cwd, strict=True,
+        git_cwd=request.cwd, strict=True, workdir=request.workdir,
     )  # fmt: skip
     return exp, not existed

@@ -47,9 +47,10 @@ class RunRequest(NamedTuple):
     json_mode: bool = False
     executor: str = "local"
     sbatch_args: Sequence[str] = ()
-    cwd: Path | None = None  # None: the current directory
+    cwd: Path | None = None  # where molexp was started (None: the current directory)
     pack: int = 1  # slurm: runs per array task
     retries: int = 0  # slurm: resubmissions after timeout, preemption, node failure
+    new_param: bool = False  # allow --param/--grid keys the experiment lacks
 
 
 class Plan(NamedTuple):
@@ -59,6 +60,7 @@ class Plan(NamedTuple):
     experiment: Experiment
     specs: list[RunSpec]
     options: RunOptions
+    warnings: tuple[str, ...] = ()  # for stderr before anything runs
 
 
 def plan_request(ws: Workspace, request: RunRequest) -> Plan:
@@ -82,13 +84,16 @@ def plan_request(ws: Workspace, request: RunRequest) -> Plan:
             f"molexp run needs PROJECT/EXPERIMENT, got {request.ref!r} ({target.kind})"
         )
     exp = target.experiment
-    cwd = request.cwd or Path.cwd()
+    started_in = request.cwd or Path.cwd()
+    cwd = exp.workdir or started_in  # SPEC §4: the same config, ids and place from anywhere
+    config = started_in / request.config if request.config is not None else None
     resolved = profiles.resolve_config(
-        request.config, cwd, request.profile, overrides, cache_dir=ws.cache_dir
+        config, cwd, request.profile, overrides, cache_dir=ws.cache_dir
     )
     specs = plan.plan(
-        exp, resolved, request.replicas, params, [*sweep.grid, *grids], sweep.points
-    )
+        exp, resolved, request.replicas, params, [*sweep.grid, *grids], sweep.points,
+        new_param=request.new_param,
+    )  # fmt: skip
     options = RunOptions(
         argv=list(request.argv) if request.argv else None,
         force=request.force,
@@ -97,7 +102,8 @@ def plan_request(ws: Workspace, request: RunRequest) -> Plan:
         cwd=cwd,
         queue_gone=_queue_gone,
     )
-    return Plan(request, exp, specs, options)
+    warnings = batch.check_command(exp, specs, options)
+    return Plan(request, exp, specs, options, tuple(warnings))
 
 
 def _queue_gone(attempt: dict[str, Any]) -> bool:

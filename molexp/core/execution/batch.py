@@ -13,11 +13,15 @@ from typing import Any
 from molexp.core.execution.lifecycle import (
     Outcome,
     RunOptions,
+    command_warnings,
     execute,
     held_message,
     latest,
+    next_number,
+    placeholder_values,
     require_command,
 )
+from molexp.core.execution.placeholders import build_argv, values_for
 from molexp.core.records.plan import RunSpec
 from molexp.core.records.runs import ACTIVE, Run, observe
 from molexp.core.records.workspace import Experiment
@@ -60,6 +64,33 @@ def summarise(outcomes: Sequence[Outcome]) -> Mapping[str, int]:
     return counts
 
 
+def check_command(exp: Experiment, specs: Sequence[RunSpec], options: RunOptions) -> list[str]:
+    """Fill in the command of every planned run before anything is written.
+
+    A ``{config.KEY}`` the config lacks or a placeholder that cannot be quoted
+    where it stands is refused here (exit 2); the returned warnings name the
+    ``{identifiers}`` that named nothing.  An experiment without a command is
+    left to :func:`require_command`.
+    """
+    command = options.command or exp.definition().get("command")
+    if not options.argv and not command:
+        return []
+    unknown: dict[str, None] = {}
+    for spec in specs:
+        values = values_for(
+            spec.params,
+            spec.config,
+            replica=spec.replica,
+            seed=spec.seed,
+            run_id=spec.run_id,
+            run_dir=str(exp.runs_dir / spec.run_id),
+            profile=spec.profile,
+            attempt=1,
+        )
+        unknown.update(dict.fromkeys(build_argv(command, options.argv, values)[1]))
+    return command_warnings(list(unknown))
+
+
 def preview(
     exp: Experiment,
     spec: RunSpec,
@@ -97,7 +128,14 @@ def preview(
         cause = last.get("cause") or (last.get("error") if status != "failed" else None)
         reason = status
         would = f"execute (attempt {last.get('n')} {status}{how}{f': {cause}' if cause else ''})"
-    return Outcome(run, "planned", status, message=would, reason=reason, differs=differs)
+    command = options.command or exp.definition().get("command")
+    argv = None
+    if options.argv or command:
+        values = placeholder_values(run, next_number(run.record))
+        argv = build_argv(None if options.argv else command, options.argv, values)[0]
+    return Outcome(
+        run, "planned", status, message=would, reason=reason, differs=differs, argv=argv
+    )
 
 
 def _why_new(spec: RunSpec, siblings: Sequence[Mapping[str, Any]]) -> tuple[str, list[str] | None]:

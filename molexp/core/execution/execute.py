@@ -1,5 +1,6 @@
-"""Executing a command for one attempt (SPEC §9): placeholders, environment,
-a supervised process group, streamed and saved output, signals.
+"""Executing a command for one attempt (SPEC §9): a supervised process group,
+streamed and saved output, signals.  Its argv is built by
+:mod:`molexp.core.execution.placeholders`.
 
 The command runs under a tiny supervisor process (``python -S``) that starts a
 new session, so the command and everything it spawns share one process group.
@@ -14,8 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import shlex
 import signal
 import subprocess
 import sys
@@ -26,10 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from molexp.core.model.identity import canonical_json
-
-# ``{name}`` (not preceded by ``$``) or ``{{name}}``.
-_PLACEHOLDER = re.compile(r"(?<!\$)\{\{([A-Za-z_][A-Za-z0-9_-]*)\}\}|(?<!\$)\{([A-Za-z_][A-Za-z0-9_-]*)\}")
 KILL_GRACE = 5.0
 
 _SUPERVISOR = r"""
@@ -88,49 +83,6 @@ code = os.waitstatus_to_exitcode(status)
 end_group(signal.SIGTERM)  # what the command left running in its group
 os._exit(code if code >= 0 else 128 - code)
 """
-
-
-def format_value(value: Any) -> str:
-    """Strings as they are, everything else as canonical JSON."""
-    return value if isinstance(value, str) else canonical_json(value).decode()
-
-
-def expand(template: str, values: Mapping[str, Any], shell: bool) -> str:
-    """Replace ``{name}`` for known names; ``{{name}}`` gives a literal ``{name}``.
-
-    With ``shell`` each value is shell-quoted, so a value is never shell code.
-    Other braces (``${VAR}``, a dict literal) are left as they are.
-    """
-
-    def sub(match: re.Match[str]) -> str:
-        escaped, name = match.group(1), match.group(2)
-        if escaped is not None:
-            return "{" + escaped + "}" if escaped in values else match.group(0)
-        if name not in values:
-            return match.group(0)
-        text = format_value(values[name])
-        return shlex.quote(text) if shell else text
-
-    return _PLACEHOLDER.sub(sub, template)
-
-
-def build_argv(
-    command: str | None, argv: Sequence[str] | None, values: Mapping[str, Any]
-) -> list[str]:
-    """The argv to execute: ``argv`` (no shell) or ``command`` through ``/bin/sh -c``."""
-    if argv:
-        out = [expand(arg, values, shell=False) for arg in argv]
-    else:
-        assert command is not None
-        out = ["/bin/sh", "-c", expand(command, values, shell=True)]
-    if any("\0" in arg for arg in out):
-        from molexp.errors import UsageError
-
-        raise UsageError(
-            "the command holds a NUL byte once its {placeholders} are filled in",
-            "A parameter value contains a NUL byte; no program can receive one.",
-        )
-    return out
 
 
 @dataclass

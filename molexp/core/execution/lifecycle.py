@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from molexp.core.execution.placeholders import build_argv, unknown_warning, values_for
+from molexp.core.execution.runenv import WARNINGS_FILE
 from molexp.core.records import annotations as annotation
 from molexp.core.records import metrics, trash
 from molexp.core.records.annotations import Change
@@ -56,6 +58,7 @@ CAUSE_STATUS = {
     "owner_lost": "interrupted",
 }
 INPUTS_FILE = "inputs.jsonl"
+ARTIFACTS_DIR = "artifacts"
 
 
 @dataclass
@@ -129,6 +132,8 @@ class Outcome:
     error: MolexpError | None = None  # why a `refused` run was not run
     reason: str | None = None  # why a planned run would (not) execute; see `preview`
     differs: list[str] | None = None  # what makes a new run differ from its twin
+    warnings: list[str] = field(default_factory=list)  # for stderr: a result not stored, ...
+    argv: list[str] | None = None  # what ran (or, planned, would run)
 
     def to_json(self) -> dict[str, Any]:
         rec = self.run.record
@@ -149,6 +154,8 @@ class Outcome:
             "message": self.message,
             "reason": self.reason,
             "differs": self.differs,
+            "argv": self.argv,
+            "warnings": self.warnings,
         }
 
 
@@ -205,6 +212,7 @@ def _fields(
     cwd: Path,
     git: dict[str, Any] | None,
     env: dict[str, Any] | None = None,
+    warnings: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The fields of an attempt that has not ended yet (SPEC §8), in record order."""
     return {
@@ -224,16 +232,19 @@ def _fields(
         "error": None,
         "cause": None,
         "results": None,
+        "warnings": list(warnings),
     }
 
 
-def _close(run: Run, attempt: dict[str, Any], status: str, **fields: Any) -> None:
-    """End ``attempt`` (the run's latest) with ``status``; fold in its files; save."""
+def _close(run: Run, attempt: dict[str, Any], status: str, **fields: Any) -> list[str]:
+    """End ``attempt`` (the run's latest) with ``status``; fold in its files; save.
+    Returns the warnings folding in the files gave (a result not stored, ...)."""
     attempt["status"] = status
     attempt.update(fields)
     run.record["status"] = status
-    _merge_attempt_files(run, attempt)
+    added = _merge_attempt_files(run, attempt)
     run.save()
+    return added
 
 
 def close_stale(
@@ -316,11 +327,10 @@ def enqueue(run: Run, job_id: str, options: RunOptions, submission: Mapping[str,
             close_stale(run, reason or "its owner is gone")
         if run.status == "succeeded" and not options.force:
             return Outcome(run, "skipped", "succeeded", message="up to date")
-        from molexp.core.execution.execute import build_argv
-
         rec = run.record
         n = next_number(rec)
         command = require_command(run.experiment, options)
+        argv, unknown = build_argv(command, options.argv, placeholder_values(run, n))
         attempt = {
             "n": n,
             "status": "queued",
@@ -332,9 +342,10 @@ def enqueue(run: Run, job_id: str, options: RunOptions, submission: Mapping[str,
                 pid=None,
                 executor="slurm",
                 scheduler_job_id=job_id,
-                argv=build_argv(command, options.argv, placeholder_values(run)),
+                argv=argv,
                 cwd=options.cwd,
                 git=None,
+                warnings=command_warnings(unknown),
             ),
             "submission": {
                 "command": command,
@@ -362,7 +373,7 @@ def open_attempt(run: Run, options: RunOptions) -> dict[str, Any]:
     Writes the attempt's folder (params, config, git patch), then the record.
     The caller holds the run's lock.
     """
-    from molexp.core.execution.execute import build_argv, write_json_file
+    from molexp.core.execution.execute import write_json_file
     from molexp.core.provenance.gitinfo import patch_bytes
 
     exp = run.experiment
@@ -381,7 +392,9 @@ def open_attempt(run: Run, options: RunOptions) -> dict[str, Any]:
             attempt.update(status="running", submitted_at=previous.get("submitted_at"))
         rec["attempts"].append(attempt)
     attempt_dir = run.attempt_dir(n)
-    argv = build_argv(require_command(exp, options), options.argv, placeholder_values(run))
+    argv, unknown = build_argv(
+        require_command(exp, options), options.argv, placeholder_values(run, n)
+    )
     for log in ("stdout.log", "stderr.log"):
         store.ensure_inside(ws_root, attempt_dir / log)
     store.make_dirs(ws_root, attempt_dir)
@@ -401,6 +414,7 @@ def open_attempt(run: Run, options: RunOptions) -> dict[str, Any]:
             cwd=options.cwd,
             git=git.summary(),
             env=env,
+            warnings=command_warnings(unknown),
         )
     )
     if task is not None:
@@ -410,12 +424,13 @@ def open_attempt(run: Run, options: RunOptions) -> dict[str, Any]:
         attempt["submission"] = submission
         attempt["restart"] = task.restart
     rec["status"] = "running"
+    _keep_earlier_artifacts(run, n)
     (run.dir / RESULTS_FILE).unlink(missing_ok=True)
     write_json_file(attempt_dir / "params.json", rec.get("params") or {}, ws_root)
     write_json_file(attempt_dir / "config.json", rec.get("config") or {}, ws_root)
     if git.patch:
         store.atomic_write_bytes(attempt_dir / "git.patch", patch_bytes(git.patch), root=ws_root)
-    store.make_dirs(ws_root, run.dir / "artifacts")
+    store.make_dirs(ws_root, run.dir / ARTIFACTS_DIR)
     # Data fsynced (never an empty run.json), the directory entry not: a crash of
     # the machine may lose this `running` step with the attempt in progress; the
     # outcome's save (durable) keeps everything before it (docs/reliability.md).
@@ -423,28 +438,64 @@ def open_attempt(run: Run, options: RunOptions) -> dict[str, Any]:
     return attempt
 
 
-def _merge_attempt_files(run: Run, attempt: dict[str, Any]) -> None:
-    """Fold ``results.json``, ``inputs.jsonl`` and the last value of each metric of
-    ``metrics.jsonl`` (SPEC §14) of an attempt into the record."""
-    from molexp.core.model.identity import normalise
+def _keep_earlier_artifacts(run: Run, n: int) -> None:
+    """Before attempt ``n`` runs, move a non-empty ``artifacts/`` to the folder of the
+    attempt that made it, ``attempts/<k>/artifacts/`` (SPEC §9), and say so in that
+    attempt's record (``artifacts``).  ``k`` is the latest earlier attempt that
+    started; files there before any attempt started stay where they are."""
+    current = run.dir / ARTIFACTS_DIR
+    try:
+        with os.scandir(current) as entries:
+            if next(entries, None) is None:
+                return
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    earlier = [a for a in run.record["attempts"] if int(a.get("n", 0)) < n and a.get("started_at")]
+    if not earlier:
+        return
+    made_by = max(earlier, key=lambda a: int(a["n"]))
+    target = run.attempt_dir(int(made_by["n"])) / ARTIFACTS_DIR
+    store.ensure_inside(run.experiment.workspace.root, target)
+    store.make_dirs(run.experiment.workspace.root, target.parent)
+    if not os.path.lexists(target):
+        os.rename(current, target)
+    else:  # a folder someone made there: add to it, never overwrite
+        for entry in os.listdir(current):
+            if not os.path.lexists(target / entry):
+                os.rename(current / entry, target / entry)
+    made_by["artifacts"] = str(target.relative_to(run.dir))
 
+
+def _merge_attempt_files(run: Run, attempt: dict[str, Any]) -> list[str]:
+    """Fold ``results.json``, ``inputs.jsonl``, the warnings ``ctx.set_result`` left
+    and the last value of each metric of ``metrics.jsonl`` (SPEC §14) of an attempt
+    into the record; return the warnings this added (SPEC §8)."""
+    from molexp.core.model.identity import normalise
+    from molexp.core.model.results import normalise_results
+
+    added: list[str] = []
     results_path = run.dir / RESULTS_FILE
     if results_path.exists() and attempt.get("results") is None:
         try:
-            results = json.loads(results_path.read_bytes())
-            if not isinstance(results, dict):
-                raise ValueError("not a JSON object")
-            attempt["results"] = normalise(results, "results")  # NaN cannot be stored
+            data = json.loads(results_path.read_bytes())  # NaN and Infinity read as floats
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            data, why = None, f"not valid JSON ({exc})"
+        else:
+            why = "" if isinstance(data, dict) else "not a JSON object"
+        if why:
             attempt["results"] = {}
-            attempt["error"] = attempt.get("error") or f"results.json ignored: {exc}"
+            added.append(f"{RESULTS_FILE} ignored: {why}")
+        else:
+            attempt["results"], dropped = normalise_results(data)
+            added.extend(dropped)
     if attempt.get("results") is not None:
         run.record["results"] = attempt["results"]
-    summary = metrics.fold(run.attempt_dir(int(attempt["n"])) / METRICS_FILE)
+    attempt_dir = run.attempt_dir(int(attempt["n"]))
+    summary = metrics.fold(attempt_dir / METRICS_FILE)
     if summary:  # (like results: the record keeps the latest attempt's that has some)
         attempt["metrics"] = summary
         run.record["metrics"] = metrics.last_values(summary)
-    inputs_path = run.attempt_dir(int(attempt["n"])) / INPUTS_FILE
+    inputs_path = attempt_dir / INPUTS_FILE
     if inputs_path.exists():
         inputs = run.record.setdefault("inputs", [])
         seen = {json.dumps(i, sort_keys=True) for i in inputs}
@@ -457,20 +508,48 @@ def _merge_attempt_files(run: Run, attempt: dict[str, Any]) -> None:
             if isinstance(item, dict) and key not in seen:
                 seen.add(key)
                 inputs.append(item)
+    added.extend(_read_warnings(attempt_dir / WARNINGS_FILE))
+    known = attempt.setdefault("warnings", [])
+    added = [w for w in dict.fromkeys(added) if w not in known]
+    known.extend(added)
+    return added
 
 
-def placeholder_values(run: Run) -> dict[str, Any]:
-    """The values of the ``{placeholders}`` of a run's command."""
+def _read_warnings(path: Path) -> list[str]:
+    """The warnings the command's ``ctx.set_result`` left (one JSON string a line)."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    out = []
+    for line in text.splitlines():
+        try:
+            item = json.loads(line)
+        except ValueError:
+            continue  # torn by a crash
+        if isinstance(item, str):
+            out.append(item)
+    return out
+
+
+def placeholder_values(run: Run, attempt: int) -> dict[str, Any]:
+    """The values of the ``{placeholders}`` of a run's command in attempt ``attempt``."""
     rec = run.record
-    values: dict[str, Any] = dict(rec.get("params") or {})
-    values.update(
+    return values_for(
+        rec.get("params") or {},
+        rec.get("config") or {},
         replica=rec["replica"],
         seed=rec["seed"],
         run_id=run.id,
         run_dir=str(run.dir),
-        profile=rec.get("profile") or "",
+        profile=rec.get("profile"),
+        attempt=attempt,
     )
-    return values
+
+
+def command_warnings(unknown: Sequence[str]) -> list[str]:
+    """The attempt's warnings about its command: the ``{identifiers}`` that named nothing."""
+    return [unknown_warning(unknown)] if unknown else []
 
 
 def build_env(run: Run, workspace_root: Path, attempt_dir: Path, n: int) -> dict[str, str]:
@@ -666,8 +745,9 @@ def _attempt(run: Run, options: RunOptions, signals: SignalState) -> Outcome:
     problems = list(result.log_errors)  # a full disk: the command ran to its end, its log not
     if problems:
         attempt["error"] = attempt.get("error") or "; ".join(problems)
+    added: list[str] = []
     try:
-        _close(
+        added = _close(
             run, attempt, status, finished_at=now(), exit_code=code,
             duration=round(result.duration, 6), cause=cause,
         )  # fmt: skip
@@ -678,7 +758,11 @@ def _attempt(run: Run, options: RunOptions, signals: SignalState) -> Outcome:
             f"{exc.filename}: {exc.strerror or exc}; the attempt's outcome was not recorded "
             "(the run reads interrupted)"
         )
+    argv = attempt["argv"]
     if not problems:
-        return Outcome(run, "executed", status, code, n, signal=result.signal)
+        return Outcome(
+            run, "executed", status, code, n, signal=result.signal, warnings=added, argv=argv
+        )
     lost = WorkspaceError("; ".join(problems), "Free space on the workspace's filesystem.")
-    return Outcome(run, "executed", status, code, n, lost.message, result.signal, lost)
+    return Outcome(run, "executed", status, code, n, lost.message, result.signal, lost,
+                   warnings=added, argv=argv)  # fmt: skip

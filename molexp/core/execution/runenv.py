@@ -17,6 +17,9 @@ from typing import Any
 from molexp.errors import UsageError
 
 REQUIRED = ("MOLEXP_RUN_ID", "MOLEXP_RUN_DIR", "MOLEXP_WORKSPACE")
+WARNINGS_FILE = "warnings.jsonl"
+"""In the attempt's folder: warnings the command's ``ctx.set_result`` left, one JSON
+string a line; the lifecycle moves them into the attempt's ``warnings``."""
 
 
 def inside_a_run(env: Mapping[str, str] | None = None) -> bool:

@@ -24,3 +24,9 @@ def validate_name(name: object, kind: str) -> str:
         f"invalid {kind} name {shown}: use 1-64 letters, digits, '.', '_' or '-', "
         "starting with a letter or digit"
     )
+
+
+PLACEHOLDER_BUILTINS = ("replica", "seed", "run_id", "run_dir", "profile", "attempt")
+RESERVED_PARAMS = (*PLACEHOLDER_BUILTINS, "params", "config")
+"""Names a param may not have (SPEC §9): the command's ``{placeholders}`` give them
+another meaning, so such a param would be shadowed."""

@@ -50,6 +50,36 @@ def effective_params(
     return identity.normalise(params, "params")  # type: ignore[no-any-return]
 
 
+def param_paths(params: dict[str, Any], prefix: str = "") -> list[str]:
+    """Every key of ``params`` as a dotted path, nested mappings included:
+    ``{"opt": {"lr": 1}}`` -> ``["opt", "opt.lr"]``."""
+    paths: list[str] = []
+    for key, value in params.items():
+        path = f"{prefix}{key}"
+        paths.append(path)
+        if isinstance(value, dict):
+            paths.extend(param_paths(value, path + "."))
+    return paths
+
+
+def check_keys(exp: Experiment, keys: Sequence[str]) -> None:
+    """Refuse a ``--param``/``--grid`` key the experiment does not have (SPEC §15):
+    a typo would otherwise plan new runs silently.  ``--new-param`` skips this."""
+    known = param_paths(exp.params)
+    for key in dict.fromkeys(keys):
+        if key in known:
+            continue
+        from difflib import get_close_matches
+
+        close = get_close_matches(key, known, n=1)
+        have = f"its params are {', '.join(known)}" if known else "it has no params"
+        lead = f"Did you mean {close[0]!r}? " if close else ""
+        raise UsageError(
+            f"{key!r} is not a param of {exp.ref} ({have})",
+            f"{lead}Pass --new-param if a new key is meant (it gives new runs).",
+        )
+
+
 def check_replicas(exp: Experiment, replicas: Sequence[int] | None) -> list[int]:
     count = exp.replicas
     if not replicas:
@@ -90,15 +120,21 @@ def plan(
     param_assignments: Sequence[tuple[str, Any]] = (),
     grid: Sequence[tuple[str, Sequence[Any]]] = (),
     points: Sequence[Sequence[tuple[str, Any]]] = (),
+    new_param: bool = False,
 ) -> list[RunSpec]:
     """One spec per point and replica, in a stable order, without duplicates.
 
     The points are ``points`` (explicit ones, e.g. from a grid file; default one
     empty point) times the cartesian product of ``grid``; each point's assignments
-    apply after ``param_assignments``.
+    apply after ``param_assignments``.  Keys the experiment lacks are refused
+    unless ``new_param``.
     """
     chosen = check_replicas(exp, replicas)
     keys = [key for key, _ in grid]
+    if not new_param:
+        check_keys(
+            exp, [k for k, _ in param_assignments] + keys + [k for p in points for k, _ in p]
+        )
     if len(set(keys)) != len(keys):
         dupes = sorted({k for k in keys if keys.count(k) > 1})
         raise UsageError(f"--grid names a key twice: {', '.join(dupes)}")
@@ -175,8 +211,14 @@ def read_grid_file(path: Path) -> GridFile:
 
 
 def plan_one(
-    exp: Experiment, replica: int, resolved: ResolvedConfig, params: dict[str, Any]
+    exp: Experiment,
+    replica: int,
+    resolved: ResolvedConfig,
+    params: dict[str, Any],
+    new_param: bool = False,
 ) -> RunSpec:
     check_replicas(exp, [replica])
+    if not new_param:
+        check_keys(exp, list(params))
     merged = effective_params(exp.params, list(params.items()))
     return make_spec(exp, merged, replica, resolved)

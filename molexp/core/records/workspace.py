@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from molexp.core.model.names import validate_name
+from molexp.core.model.names import RESERVED_PARAMS, validate_name
 from molexp.core.store import files as store
 from molexp.errors import (
     ConflictError,
@@ -20,6 +20,7 @@ from molexp.errors import (
     InvalidNameError,
     NotFoundError,
     UsageError,
+    WorkspaceError,
     WorkspaceNotFoundError,
 )
 
@@ -314,6 +315,7 @@ class Project:
         description: str | None = None,
         git_cwd: Path | None = None,
         strict: bool = False,
+        workdir: str | os.PathLike[str] | None = None,
     ) -> Experiment:
         """Get or create the experiment ``name``.
 
@@ -321,11 +323,21 @@ class Project:
         returned when every specified field equals its definition, and refused
         (:class:`ConflictError`, exit 3) when one differs.  With ``strict`` (the
         CLI) every field counts, unspecified ones as their defaults.
+
+        ``workdir`` is where the runs' command runs and ``molcfg.yaml`` is found
+        (SPEC §4), relative to ``git_cwd`` (default: the current directory, which
+        is also the workdir when none is given).  It is stored relative to the
+        workspace root; an experiment written before ``workdir`` existed keeps
+        running in the current directory and is not refused for lacking one.
         """
         exp = self.experiment_type(self, validate_name(name, "experiment"))
+        base = git_cwd or Path.cwd()
+        directory = base / workdir if workdir is not None else base
         wanted = build_definition(
-            self.name, exp.name, params, replicas, seeds, command, workflow_source, description
-        )
+            self.name, exp.name, params, replicas, seeds, command, workflow_source, description,
+            workdir=stored_workdir(self.workspace.root, directory),
+            creating=not exp.exists(),
+        )  # fmt: skip
         if exp.exists():
             current = exp.definition()
             given = {
@@ -335,6 +347,7 @@ class Project:
                 "command": strict or command is not None,
                 "workflow_source": strict or workflow_source is not None,
                 "description": strict or description is not None,
+                "workdir": (strict or workdir is not None) and "workdir" in current,
             }
             from molexp.core.model.identity import normalise
 
@@ -356,8 +369,7 @@ class Project:
         self.check_writable()
         from molexp.core.provenance.gitinfo import capture
 
-        base = git_cwd or Path.cwd()
-        source = base / workflow_source if workflow_source else base
+        source = directory / workflow_source if workflow_source else directory
         wanted["git"] = capture(source).summary()
         wanted["created_at"] = store.now_iso()
         store.make_dirs(self.workspace.root, exp.path, durable=True)
@@ -368,7 +380,7 @@ class Project:
         ):
             return self.experiment(
                 name, params, replicas, seeds, command, workflow_source, description,
-                strict=strict,
+                git_cwd=git_cwd, strict=strict, workdir=workdir,
             )
         return exp
 
@@ -382,13 +394,28 @@ def build_definition(
     command: str | None,
     workflow_source: str | None,
     description: str | None,
+    workdir: str | None = None,
+    creating: bool = False,
 ) -> dict[str, Any]:
-    """A validated experiment definition (without git and created_at)."""
+    """A validated experiment definition (without git and created_at).
+
+    ``creating`` a new experiment also refuses a param named like a built-in
+    placeholder (``{seed}``, ``{params}``, ...): it would be shadowed.  One
+    written before that rule keeps working (the built-in wins).
+    """
     from molexp.core.model.identity import normalise
 
     if params is not None and not isinstance(params, Mapping):
         raise UsageError(f"params must be a mapping, got {type(params).__name__}")
     norm_params = normalise(dict(params or {}), "params")
+    shadowed = [key for key in norm_params if key in RESERVED_PARAMS] if creating else []
+    if shadowed:
+        raise UsageError(
+            f"param {shadowed[0]!r} is named like the built-in {{{shadowed[0]}}} placeholder",
+            f"Rename it (built-ins: {', '.join(RESERVED_PARAMS)}).",
+        )
+    if workdir is not None and (not isinstance(workdir, str) or not workdir or "\0" in workdir):
+        raise UsageError(f"workdir must be a directory path, got {workdir!r}")
     seed_list: list[int] | None = None
     if seeds is not None:
         seed_list = [_check_int(s, "each seed", -(2**63)) for s in seeds]
@@ -421,7 +448,26 @@ def build_definition(
         record["seeds"] = seed_list
     record["command"] = command
     record["workflow_source"] = workflow_source
+    if workdir is not None:
+        record["workdir"] = workdir
     return record
+
+
+def stored_workdir(root: Path, directory: Path) -> str:
+    """``directory`` as ``experiment.yaml`` keeps it: relative to the workspace root
+    (``.``, ``..``, ``../scripts``), absolute only when the two share nothing but ``/``.
+
+    Both are compared as real paths, so a workspace reached through a symlink
+    stores the same text.  A directory that does not exist is refused (exit 2).
+    """
+    if not directory.is_dir():
+        raise UsageError(f"--workdir {directory}: not a directory")
+    real_root, real_dir = os.path.realpath(root), os.path.realpath(directory)
+    if os.path.dirname(os.path.commonpath([real_root, real_dir])) == os.path.commonpath(
+        [real_root, real_dir]
+    ):
+        return real_dir  # only the filesystem root in common
+    return os.path.relpath(real_dir, real_root)
 
 
 class Experiment:
@@ -478,6 +524,7 @@ class Experiment:
                     record.get("command"),
                     record.get("workflow_source"),
                     record.get("description"),
+                    record.get("workdir"),
                 )
             except UsageError as exc:
                 raise CorruptRecordError(path, exc.message) from exc
@@ -492,6 +539,23 @@ class Experiment:
     @property
     def replicas(self) -> int:
         return int(self.definition()["replicas"])
+
+    @property
+    def workdir(self) -> Path | None:
+        """Where the runs' command runs and ``molcfg.yaml`` is found (SPEC §4, §9);
+        None for an experiment written before ``workdir`` existed (then: the
+        current directory).  A directory that is gone is refused (exit 3)."""
+        stored = self.definition().get("workdir")
+        if stored is None:
+            return None
+        path = Path(os.path.realpath(self.workspace.root / stored))
+        if not path.is_dir():
+            raise WorkspaceError(
+                f"experiment {self.ref} runs in {path} (workdir: {stored} in "
+                f"{self.definition_path}), which is not a directory",
+                "Restore the directory, or edit `workdir:` in experiment.yaml.",
+            )
+        return path
 
     def seed_for(self, replica: int) -> int:
         seeds = self.definition().get("seeds")

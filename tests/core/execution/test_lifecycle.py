@@ -71,7 +71,7 @@ def test_an_open_attempt_holds_the_fields_of_spec_8(run: Run) -> None:
     assert record["status"] == "running" and record["attempts"] == [attempt]
     assert list(attempt) == [
         "n", "status", "started_at", "finished_at", "exit_code", "duration", "host", "pid",
-        "env", "executor", "scheduler_job_id", "argv", "cwd", "git", "error", "cause", "results",
+        "env", "executor", "scheduler_job_id", "argv", "cwd", "git", "error", "cause", "results", "warnings",
     ]  # fmt: skip
     assert attempt["host"] == locks.hostname() and attempt["pid"] == os.getpid()
     assert attempt["env"]["cpu_count"] == os.cpu_count()  # SPEC §16
@@ -237,7 +237,7 @@ def test_require_command_is_the_one_check(run: Run, experiment: Experiment) -> N
 
 
 def test_placeholder_values_of_a_run(run: Run) -> None:
-    values = lifecycle.placeholder_values(run)
+    values = lifecycle.placeholder_values(run, 3)
     assert values == {
         "lr": 0.5,
         "replica": 0,
@@ -245,6 +245,9 @@ def test_placeholder_values_of_a_run(run: Run) -> None:
         "run_id": run.id,
         "run_dir": str(run.dir),
         "profile": "",
+        "attempt": 3,
+        "params": {"lr": 0.5},
+        "config": run.record["config"],
     }
 
 
