@@ -4,6 +4,7 @@ would (not) execute each run (SPEC §16)."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -88,7 +89,7 @@ def test_tail_reads_from_the_end_of_big_files(tmp_path: Path) -> None:
 
 def test_show_of_a_failed_run_says_how_it_ended(failing: str, cli: Cli) -> None:
     shown = cli("show", failing).stdout
-    assert "error  exit code 3" in shown
+    assert re.search(r"^error +exit code 3$", shown, re.M)
     assert "stderr, last 10 line(s):" in shown
     tail = [line for line in shown.splitlines() if line.startswith("  | ")]
     assert tail == [f"  | err{i}" for i in range(6, 16)]

@@ -67,6 +67,7 @@ FILES: dict[str, bytes] = {
     "alias-bomb.yaml": alias_bomb(),
     "alias-bomb-params.yaml": alias_bomb(top="lr"),
     "alias-bomb-grid.yaml": alias_bomb(top="lr"),
+    "typo-grid.yaml": b"lrr: [1, 2]\n",
 }
 
 
@@ -94,6 +95,17 @@ def _link_out(workspace: Path, outside: Path, rel: str) -> None:
     here.symlink_to(target)
 
 
+def _command(workspace: Path, command: str) -> None:
+    """Give P/E another command (a hand-edited experiment.yaml)."""
+    path = workspace / "projects/P/experiments/E/experiment.yaml"
+    path.write_text(path.read_text().replace("command: 'true'", f"command: {json.dumps(command)}"))
+
+
+def _workdir(workspace: Path, workdir: str) -> None:
+    path = workspace / "projects/P/experiments/E/experiment.yaml"
+    path.write_text(path.read_text().replace("workdir: .", f"workdir: {workdir}"))
+
+
 def _newer(workspace: Path, rel: str) -> None:
     path = workspace / rel
     path.write_text(path.read_text().replace("schema_version: 1", "schema_version: 99"))
@@ -107,6 +119,11 @@ SETUPS: dict[str, Callable[[Path, Path], None]] = {
     "workspace-assets-linked-out": lambda ws, out: _link_out(ws, out, "assets"),
     "project-newer": lambda ws, out: _newer(ws, "projects/P/project.yaml"),
     "workspace-newer": lambda ws, out: _newer(ws, "workspace.yaml"),
+    "command-config-missing": lambda ws, out: _command(ws, "lmp -var T {config.md.temp}"),
+    "command-backtick": lambda ws, out: _command(ws, "echo `echo {lr}`"),
+    "command-arithmetic": lambda ws, out: _command(ws, "echo $(( {lr} * 2 ))"),
+    "command-heredoc": lambda ws, out: _command(ws, "cat <<EOF\n{lr}\nEOF"),
+    "workdir-gone": lambda ws, out: _workdir(ws, "gone"),
 }
 
 
@@ -162,6 +179,10 @@ CASES: list[Case] = [
     c("command-empty", "experiment", "create", "P/E2", "--command", " "),
     c("command-nul", "experiment", "create", "P/E2", "--command", "echo \x00"),
     c("experiment-conflict", "experiment", "create", "P/E", "--replicas", "5"),
+    c("experiment-builtin-param", "experiment", "create", "P/E3", "--param", "seed=1"),
+    c("experiment-params-param", "experiment", "create", "P/E3", "--param", "config=1"),
+    c("experiment-workdir-missing", "experiment", "create", "P/E4", "--workdir", "{in}/nope"),
+    c("experiment-workdir-a-file", "experiment", "create", "P/E4", "--workdir", "{in}/data.txt"),
     c("experiment-ls-unknown", "experiment", "ls", "Nope"),
     c("experiment-ls-long", "experiment", "ls", LONG),
     # run
@@ -207,6 +228,16 @@ CASES: list[Case] = [
     c("run-grid-no-key", "run", "P/E", "--grid", "=1,2"),
     c("run-grid-twice", "run", "P/E", "--grid", "lr=1,2", "--grid", "lr=3"),
     c("run-argv-nul", "run", "P/E", "--", "echo", "a\x00b"),
+    c("run-param-typo", "run", "P/E", "--param", "lrr=0.2"),
+    c("run-param-nested-typo", "run", "P/E", "--param", "lr.x=0.2"),
+    c("run-grid-typo", "run", "P/E", "--grid", "lrr=1,2"),
+    c("run-grid-file-typo", "run", "P/E", "--grid-file", "{in}/typo-grid.yaml"),
+    c("run-config-placeholder-missing", "run", "P/E", setup="command-config-missing"),
+    c("run-placeholder-in-backticks", "run", "P/E", "-p", "lr=a b", setup="command-backtick"),
+    c("run-placeholder-in-arithmetic", "run", "P/E", "-p", "lr=x", "--dry-run",
+      setup="command-arithmetic"),
+    c("run-placeholder-in-heredoc", "run", "P/E", "-p", "lr=$(x)", setup="command-heredoc"),
+    c("run-workdir-gone", "run", "P/E", setup="workdir-gone"),
     c("run-very-long-ref", "run", LONG),
     # ls
     c("ls-unknown", "ls", "Nope"),

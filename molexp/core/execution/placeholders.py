@@ -13,10 +13,13 @@ goes (:class:`Slot`), each with the shell context it stands in:
 So the shell sees exactly the value's text and never runs any of it, wherever
 the placeholder stands.  Where molexp cannot quote a value — inside a backtick
 substitution, a ``${...}`` expansion, ``$((...))`` or ``((...))`` arithmetic, a
-here-document's body or ``$'...'`` — a placeholder that would be filled in is
-refused (exit 2) rather than guessed at; after a construct the scanner cannot
+here-document's body or ``$'...'`` — only a value that means the same in every
+context is filled in (a plain word of letters, digits and ``_ . + -``; inside
+arithmetic, a number): ``exit $(( {replica} % 2 ))`` works, and any other value is
+refused (exit 2) rather than guessed at.  After a construct the scanner cannot
 follow for certain (``case`` inside ``$(...)``, quotes inside ``${...}``) every
-later one is refused.  A placeholder in a ``#`` comment is left as it is.
+later placeholder follows that rule too.  A placeholder in a ``#`` comment is left
+as it is.
 
 The scanner follows the POSIX shell grammar for quotes, backslashes, ``$(...)``
 nesting, comments and here-documents; it is the one place that knows it, and
@@ -45,6 +48,11 @@ from molexp.errors import UsageError
 _NAME = r"[A-Za-z_][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*"
 _AT_BRACE = re.compile(r"\{\{(" + _NAME + r")\}\}|\{(" + _NAME + r")\}")
 _HINT = 'Assign it to a shell variable first (v={name}; ...) and use "$v" there.'
+# A value that is this (a plain word: a number, a name) means the same in every shell
+# context, so it is filled in even where no quoting could keep other values inert;
+# inside arithmetic, where bash evaluates a name's own value, only a number is.
+_INERT = re.compile(r"[A-Za-z0-9_.+-]+")
+_NUMBER = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?")
 
 
 class Slot(NamedTuple):
@@ -402,7 +410,7 @@ def render(template: str, values: Mapping[str, Any], shell: bool) -> Rendered:
     """``template`` with its placeholders filled in from ``values`` and quoted.
 
     Raises :class:`UsageError` (exit 2) for a ``{config.KEY}`` the config lacks
-    and for a placeholder standing where its value cannot be quoted.
+    and for a value standing where it cannot be quoted (unless it is a plain word).
     """
     parsed = parse(template, shell)
     out: list[str] = []
@@ -427,23 +435,31 @@ def render(template: str, values: Mapping[str, Any], shell: bool) -> Rendered:
             out.append("{" + slot.name + "}")
         elif slot.context == "comment":
             out.append(template[slot.start : slot.end])
-        elif slot.context == "refused":
-            raise UsageError(
-                f"the command's {{{slot.name}}} stands inside {slot.why}, where molexp "
-                "cannot quote a value safely",
-                _HINT.format(name="{" + slot.name + "}"),
-            )
-        elif parsed.uncertain_at is not None and slot.start >= parsed.uncertain_at:
-            raise UsageError(
-                f"the command's {{{slot.name}}} follows {parsed.uncertain_why}, after which "
-                "molexp cannot tell how to quote a value",
-                _HINT.format(name="{" + slot.name + "}"),
-            )
+        elif slot.context == "refused" or (
+            parsed.uncertain_at is not None and slot.start >= parsed.uncertain_at
+        ):
+            out.append(_inert(slot, format_value(value), parsed))
         else:
             text = quote_for(slot.context, format_value(value))
             out.append(("\\" if slot.after_backslash else "") + text)
     out.append(template[pos:])
     return Rendered("".join(out), tuple(dict.fromkeys(unknown)))
+
+
+def _inert(slot: Slot, text: str, parsed: Template) -> str:
+    """``text`` where it cannot be quoted: as it is if it is a plain word, else refused."""
+    arithmetic = slot.context == "refused" and "arithmetic" in slot.why
+    if (_NUMBER if arithmetic else _INERT).fullmatch(text):
+        return text
+    if slot.context == "refused":
+        what = "a number" if arithmetic else "a plain word (letters, digits, _ . + -)"
+        lead = f"stands inside {slot.why}, where molexp can fill in only {what}"
+    else:
+        lead = f"follows {parsed.uncertain_why}, after which molexp cannot tell how to quote it"
+    raise UsageError(
+        f"the command's {{{slot.name}}} ({text[:40]!r}) {lead}",
+        _HINT.format(name="{" + slot.name + "}"),
+    )
 
 
 def build_argv(

@@ -5,8 +5,10 @@ record: the lifecycle merging ``results.json`` and ``ctx.set_result``.  A
 diverged run's ``NaN`` is a result too, so non-finite numbers are kept as the
 strings ``"NaN"``, ``"Infinity"`` and ``"-Infinity"``; numpy scalars and arrays
 (anything with ``.tolist()`` or ``.item()``; numpy is never imported) become
-plain numbers and lists.  A key whose value cannot be stored is left out and
-named in a warning; the other keys are kept.
+plain numbers and lists.  Finite numbers follow the record's one rule (an
+integral float is that integer, as in :func:`molexp.core.model.identity.normalise`).
+A key whose value cannot be stored is left out and named in a warning; the other
+keys are kept.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+_MAX_EXACT_INT = 2**53
 
 
 class _Unstorable(Exception):
@@ -35,7 +38,10 @@ def _value(value: Any, depth: int = 0) -> Any:
     if isinstance(value, int):
         return int(value)
     if isinstance(value, float):
-        return float(value) if math.isfinite(value) else NON_FINITE[repr(float(value))]
+        if not math.isfinite(value):
+            return NON_FINITE[repr(float(value))]
+        # as in every record (SPEC §5): an integral float is that integer, 10.0 -> 10
+        return int(value) if value.is_integer() and abs(value) < _MAX_EXACT_INT else float(value)
     if isinstance(value, Mapping):
         out: dict[str, Any] = {}
         for key, item in value.items():

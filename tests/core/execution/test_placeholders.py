@@ -91,14 +91,18 @@ shellish = st.lists(
 ).map("".join)  # fmt: skip
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(value=st.one_of(printable, shellish), context=st.sampled_from(list(CONTEXTS)[:9]))
 def test_fuzzed_values_reach_the_command_whole(value: str, context: str, tmp_path: Path) -> None:
     assert sh(filled(CONTEXTS[context][0], x=value), tmp_path) == expect(context, value)
     assert list(tmp_path.iterdir()) == []
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(value=shellish, text=st.sampled_from(["'", '"', "`", "$(", "\\", "#", "<<E\n", "${"]))
 def test_after_any_text_a_value_is_never_run(value: str, text: str, tmp_path: Path) -> None:
     """Whatever the template around it (even broken shell), no value is executed."""
@@ -123,9 +127,17 @@ def test_after_any_text_a_value_is_never_run(value: str, text: str, tmp_path: Pa
      ("echo $'{x}'", "$'...'")],
 )  # fmt: skip
 def test_a_value_that_cannot_be_quoted_is_refused(template: str, construct: str) -> None:
-    with pytest.raises(UsageError, match=re.escape(f"stands inside {construct}")) as caught:
-        filled(template, x="v")
-    assert caught.value.exit_code == 2 and '"$v"' in str(caught.value.hint)
+    for value in ("a b", "$(touch pwned)", "`x`", "'", "}", "\nEOF\n", "a[$(x)]", ""):
+        with pytest.raises(UsageError, match=re.escape(f"stands inside {construct}")) as caught:
+            filled(template, x=value)
+        assert caught.value.exit_code == 2 and '"$v"' in str(caught.value.hint)
+    # a number means the same everywhere; a name too, except inside arithmetic
+    assert filled(template, x=12) == template.replace("{x}", "12")
+    if "arithmetic" in construct:
+        with pytest.raises(UsageError, match="can fill in only a number"):
+            filled(template, x="HOME")
+    else:
+        assert filled(template, x="run_1.5-a+b") == template.replace("{x}", "run_1.5-a+b")
     # a literal, an unknown name and text after the construct are not refused
     assert filled(template.replace("{x}", "{{x}}"), x="v").count("{x}") == 1
     assert render(template.replace("{x}", "{nope}"), {}, True).unknown == ("{nope}",)
@@ -141,7 +153,14 @@ def test_after_a_construct_the_scanner_cannot_follow_values_are_refused(
     template: str, after: str
 ) -> None:
     with pytest.raises(UsageError, match=re.escape(f"follows {after}")):
-        filled(template, x="v")
+        filled(template, x="a b")
+    assert filled(template, x="word") == template.replace("{x}", "word")
+
+
+def test_plain_words_in_arithmetic_and_backticks_run(tmp_path: Path) -> None:
+    assert sh(filled("exit $(( {replica} % 2 ))", replica=3), tmp_path) == ""
+    assert subprocess.run(["/bin/sh", "-c", filled("exit $(( {r} % 2 ))", r=3)]).returncode == 1
+    assert sh(filled("echo `echo {x}`; echo ${NOPE:-{x}}", x="a.b"), tmp_path) == "a.b\na.b\n"
 
 
 def test_here_document_bodies_end_and_the_command_goes_on(tmp_path: Path) -> None:
@@ -248,4 +267,3 @@ def test_scanner_corners(tmp_path: Path) -> None:
     assert sh(filled("printf %s $(( (1+2)*3 )) {x}", x="|"), tmp_path) == "9|"
     assert sh(filled('printf %s "$$" >/dev/null; printf %s {x}', x="&"), tmp_path) == "&"
     assert sh(filled("cat <<-EOF\n\tbody\n\tEOF\nprintf %s {x}", x="'"), tmp_path) == "body\n'"
-

@@ -53,8 +53,13 @@ def test_non_finite_numbers_are_kept_as_strings() -> None:
 
 def test_objects_with_item_or_tolist_become_plain_values() -> None:
     clean, warnings = normalise_results(
-        {"n": Scalar(3), "x": Scalar(math.nan), "m": Array([[1, 2], [3, Scalar(4.5)]]),
-         "t": (1, "a"), "d": {"k": Scalar(True)}}  # fmt: skip
+        {
+            "n": Scalar(3),
+            "x": Scalar(math.nan),
+            "m": Array([[1, 2], [3, Scalar(4.5)]]),
+            "t": (1, "a"),
+            "d": {"k": Scalar(True)},
+        }  # fmt: skip
     )
     assert clean == {"n": 3, "x": "NaN", "m": [[1, 2], [3, 4.5]], "t": [1, "a"], "d": {"k": True}}
     assert warnings == []
@@ -64,8 +69,15 @@ def test_one_key_that_cannot_be_stored_never_loses_the_others() -> None:
     loop: list[Any] = []
     loop.append(loop)
     clean, warnings = normalise_results(
-        {"ok": 1, "obj": object(), "bad_key": {1: 2}, 5: "x", "broken": Broken(), "loop": loop,
-         "also": "kept"}  # fmt: skip
+        {
+            "ok": 1,
+            "obj": object(),
+            "bad_key": {1: 2},
+            5: "x",
+            "broken": Broken(),
+            "loop": loop,
+            "also": "kept",
+        }  # fmt: skip
     )
     assert clean == {"ok": 1, "also": "kept"}
     assert warnings == [
@@ -77,14 +89,17 @@ def test_one_key_that_cannot_be_stored_never_loses_the_others() -> None:
     ]
 
 
-def test_floats_stay_floats() -> None:
-    assert normalise_results({"e": 1.0, "i": 1, "b": True})[0] == {"e": 1.0, "i": 1, "b": True}
-    assert isinstance(normalise_results({"e": 1.0})[0]["e"], float)
+def test_finite_numbers_follow_the_record_s_rule() -> None:
+    clean = normalise_results({"e": 1.0, "f": 0.5, "i": 1, "b": True, "big": 2.0**60})[0]
+    assert clean == {"e": 1, "f": 0.5, "i": 1, "b": True, "big": 2.0**60}
+    assert type(clean["e"]) is int and type(clean["big"]) is float
 
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
     max_leaves=8,
 )
 
@@ -101,9 +116,16 @@ def test_every_json_result_is_kept_and_storable(results: dict[str, Any]) -> None
 def test_real_numpy_scalars_and_arrays() -> None:
     np = pytest.importorskip("numpy")
     clean, warnings = normalise_results(
-        {"n": np.int64(3), "f": np.float32(0.5), "b": np.bool_(True), "s": np.str_("x"),
-         "a": np.arange(4).reshape(2, 2), "nan": np.float64("nan"),
-         "arr": np.array([np.inf, 1.0]), "zero_d": np.array(7)}  # fmt: skip
+        {
+            "n": np.int64(3),
+            "f": np.float32(0.5),
+            "b": np.bool_(True),
+            "s": np.str_("x"),
+            "a": np.arange(4).reshape(2, 2),
+            "nan": np.float64("nan"),
+            "arr": np.array([np.inf, 1.0]),
+            "zero_d": np.array(7),
+        }  # fmt: skip
     )
     assert warnings == []
     assert clean == {"n": 3, "f": 0.5, "b": True, "s": "x", "a": [[0, 1], [2, 3]], "nan": "NaN",
