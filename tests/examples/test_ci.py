@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -146,19 +147,24 @@ def test_no_command_prompts() -> None:
     `output.confirm`, only when stdin and stderr are terminals."""
     confirm = (ROOT / "molexp" / "cli" / "output.py").read_text()
     assert "if not (is_tty(sys.stdin) and is_tty(sys.stderr)):\n        return None" in confirm
+    asking = {"typer", "click", "Confirm", "Prompt", "getpass"}
     for path in (ROOT / "molexp").rglob("*.py"):
-        text = path.read_text()
-        if path.name == "output.py" and path.parent.name == "cli":
-            text = text.replace("typer.confirm(question, default=False, err=True)", "")
-        for call in (
-            "typer.prompt",
-            "typer.confirm",
-            "input(",
-            "getpass",
-            "Confirm.ask",
-            "Prompt.ask",
-        ):
-            assert call not in text, f"{path} calls {call}"
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            if isinstance(func, ast.Name):
+                call = func.id if func.id in {"input", "getpass"} else ""
+            elif isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
+                owner, attr = func.value.id, func.attr
+                asks = owner in asking and attr in {"prompt", "confirm", "ask", "getpass"}
+                call = f"{owner}.{attr}" if asks else ""
+            else:
+                call = ""
+            if not call:
+                continue
+            the_one = path == ROOT / "molexp" / "cli" / "output.py" and call == "typer.confirm"
+            assert the_one, f"{path.relative_to(ROOT)}:{node.lineno} calls {call}()"
 
 
 def _molexp(
