@@ -39,7 +39,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from molexp.core.records.workspace import Workspace
 from molexp.errors import MolexpError, NotFoundError, UsageError
-from molexp.ui import files, views
+from molexp.ui import files, run_views, views
 
 STATIC = Path(__file__).resolve().parent / "static"
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -376,10 +376,10 @@ API: dict[str, Callable[[Workspace, dict[str, list[str]]], Any]] = {
     "workspace": views.workspace_view,
     "runs": views.runs_view,
     "experiment": views.experiment_view,
-    "run": views.run_view,
-    "log": views.log_view,
-    "metrics": views.metrics_view,
-    "asset": views.asset_view,
+    "run": run_views.run_view,
+    "log": run_views.log_view,
+    "metrics": run_views.metrics_view,
+    "asset": run_views.asset_view,
 }
 WRITES: dict[str, Callable[[Workspace, dict[str, Any]], Any]] = {
     "tag": views.tag_action,

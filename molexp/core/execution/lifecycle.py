@@ -15,13 +15,23 @@ import json
 import os
 import sys
 import threading
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from molexp.core.execution.placeholders import build_argv, unknown_warning, values_for
-from molexp.core.execution.runenv import WARNINGS_FILE
+from molexp.core.execution.options import CAUSE_STATUS as CAUSE_STATUS
+from molexp.core.execution.options import CAUSES as CAUSES
+from molexp.core.execution.options import Outcome as Outcome
+from molexp.core.execution.options import RunOptions as RunOptions
+from molexp.core.execution.options import TaskStart as TaskStart
+from molexp.core.execution.options import latest as latest
+from molexp.core.execution.options import task_verdict as task_verdict
+from molexp.core.execution.placeholders import build_argv
+from molexp.core.execution.runenv import RESULTS_FILE as RESULTS_FILE
+from molexp.core.execution.runenv import WARNINGS_FILE, read_warnings
+from molexp.core.execution.runenv import build_env as build_env
+from molexp.core.execution.runenv import command_warnings as command_warnings
+from molexp.core.execution.runenv import placeholder_values as placeholder_values
 from molexp.core.records import annotations as annotation
 from molexp.core.records import metrics, trash
 from molexp.core.records.annotations import Change
@@ -43,131 +53,12 @@ if TYPE_CHECKING:
     from molexp.core.execution.execute import SignalState
     from molexp.core.provenance.gitinfo import GitInfo
 
-RESULTS_FILE = "results.json"
-# Why an attempt ended when neither its command's exit nor a signal to this process
-# explains it (SPEC §13): `attempt.cause`, null for an attempt its command ended.
-CAUSES = ("timeout", "preempted", "node_failure", "requeued", "launch_failed", "cancelled", "owner_lost")
-# The status each cause leaves (``cancelled`` and ``owner_lost`` also end queued runs).
-CAUSE_STATUS = {
-    "timeout": "interrupted",
-    "preempted": "interrupted",
-    "node_failure": "interrupted",
-    "requeued": "interrupted",
-    "launch_failed": "failed",
-    "cancelled": "cancelled",
-    "owner_lost": "interrupted",
-}
 INPUTS_FILE = "inputs.jsonl"
 ARTIFACTS_DIR = "artifacts"
 
 
-@dataclass
-class TaskStart:
-    """One start of a scheduler's task (a SLURM array task) that runs a queued run.
-
-    ``restart`` counts the scheduler's earlier starts of the task (requeues).
-    ``explain(signal)`` says, once a signal ended the command, why the scheduler
-    sent it: ``(status, cause, error)``, or None for a plain cancel.  ``earlier()``
-    is the cause of the previous start's end, asked when that start died without
-    recording it.  ``output`` is where the scheduler writes the task's output.
-    """
-
-    job: str
-    restart: int = 0
-    output: str | None = None
-    explain: Callable[[int], tuple[str, str, str] | None] | None = None
-    earlier: Callable[[], str] | None = None
-
-
-def task_verdict(record: Mapping[str, Any], task: TaskStart) -> str | None:
-    """What a start of scheduler task ``task`` does with ``record``.
-
-    ``continue``: the attempt queued for it becomes the running one.  ``requeue``:
-    the scheduler started the task again (node failure, preemption, ``scontrol
-    requeue``) after the attempt it ran: a new attempt of the same queue entry.
-    None: the run is not waiting for this task (cancelled, submitted again,
-    succeeded): nothing to do.
-    """
-    last = latest(record)
-    if last.get("scheduler_job_id") != task.job or record.get("status") == "succeeded":
-        return None
-    if record.get("status") == "queued":
-        return "continue"
-    if record.get("status") == "running" or int(last.get("restart") or 0) < task.restart:
-        return "requeue"
-    return None
-
-
-@dataclass
-class RunOptions:
-    """How to execute the selected runs (everything but the selection itself)."""
-
-    argv: Sequence[str] | None = None  # command after `--` (no shell)
-    force: bool = False
-    wait: bool = False
-    json_mode: bool = False  # the command's stdout goes to stderr
-    cwd: Path = field(default_factory=Path.cwd)
-    executor: str = "local"
-    scheduler_job_id: str | None = None
-    command: str | None = None  # the command recorded at submission (SLURM tasks)
-    echo: bool = True
-    git_cache: dict[str, GitInfo] = field(default_factory=dict)
-    # Asked when a local `run` meets a run queued on a scheduler: is its queue entry
-    # gone (then the run may start here)?  Unset, a queued run is held.
-    queue_gone: Callable[[dict[str, Any]], bool] | None = None
-    task: TaskStart | None = None  # set in a scheduler's task (`molexp run-task`)
-
-
-@dataclass
-class Outcome:
-    """What happened to one selected run (the `run --json` line)."""
-
-    run: Run
-    action: str  # executed | skipped | submitted | planned | held | refused
-    status: str
-    exit_code: int | None = None
-    attempt: int | None = None
-    message: str = ""
-    signal: int | None = None
-    error: MolexpError | None = None  # why a `refused` run was not run
-    reason: str | None = None  # why a planned run would (not) execute; see `preview`
-    differs: list[str] | None = None  # what makes a new run differ from its twin
-    warnings: list[str] = field(default_factory=list)  # for stderr: a result not stored, ...
-    argv: list[str] | None = None  # what ran (or, planned, would run)
-
-    def to_json(self) -> dict[str, Any]:
-        rec = self.run.record
-        return {
-            "id": self.run.id,
-            "project": rec["project"],
-            "experiment": rec["experiment"],
-            "replica": rec["replica"],
-            "seed": rec.get("seed"),
-            "params": rec.get("params"),
-            "profile": rec.get("profile"),
-            "config_hash": rec.get("config_hash"),
-            "status": self.status,
-            "action": self.action,
-            "exit_code": self.exit_code,
-            "attempt": self.attempt,
-            "run_dir": str(self.run.dir),
-            "message": self.message,
-            "reason": self.reason,
-            "differs": self.differs,
-            "argv": self.argv,
-            "warnings": self.warnings,
-        }
-
-
 def now() -> str:
     return store.now_iso()
-
-
-def latest(record: Mapping[str, Any]) -> dict[str, Any]:
-    """The latest attempt of a record (``{}`` when it has none)."""
-    attempts = record.get("attempts") or []
-    last = attempts[-1] if attempts else {}
-    return last if isinstance(last, dict) else {}
 
 
 def next_number(record: Mapping[str, Any]) -> int:
@@ -508,70 +399,11 @@ def _merge_attempt_files(run: Run, attempt: dict[str, Any]) -> list[str]:
             if isinstance(item, dict) and key not in seen:
                 seen.add(key)
                 inputs.append(item)
-    added.extend(_read_warnings(attempt_dir / WARNINGS_FILE))
+    added.extend(read_warnings(attempt_dir / WARNINGS_FILE))
     known = attempt.setdefault("warnings", [])
     added = [w for w in dict.fromkeys(added) if w not in known]
     known.extend(added)
     return added
-
-
-def _read_warnings(path: Path) -> list[str]:
-    """The warnings the command's ``ctx.set_result`` left (one JSON string a line)."""
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return []
-    out = []
-    for line in text.splitlines():
-        try:
-            item = json.loads(line)
-        except ValueError:
-            continue  # torn by a crash
-        if isinstance(item, str):
-            out.append(item)
-    return out
-
-
-def placeholder_values(run: Run, attempt: int) -> dict[str, Any]:
-    """The values of the ``{placeholders}`` of a run's command in attempt ``attempt``."""
-    rec = run.record
-    return values_for(
-        rec.get("params") or {},
-        rec.get("config") or {},
-        replica=rec["replica"],
-        seed=rec["seed"],
-        run_id=run.id,
-        run_dir=str(run.dir),
-        profile=rec.get("profile"),
-        attempt=attempt,
-    )
-
-
-def command_warnings(unknown: Sequence[str]) -> list[str]:
-    """The attempt's warnings about its command: the ``{identifiers}`` that named nothing."""
-    return [unknown_warning(unknown)] if unknown else []
-
-
-def build_env(run: Run, workspace_root: Path, attempt_dir: Path, n: int) -> dict[str, str]:
-    rec = run.record
-    env = dict(os.environ)
-    env.update(
-        MOLEXP_WORKSPACE=str(workspace_root),
-        MOLEXP_PROJECT=rec["project"],
-        MOLEXP_EXPERIMENT=rec["experiment"],
-        MOLEXP_RUN_ID=run.id,
-        MOLEXP_RUN_DIR=str(run.dir),
-        MOLEXP_REPLICA=str(rec["replica"]),
-        MOLEXP_SEED=str(rec["seed"]),
-        MOLEXP_PROFILE=rec.get("profile") or "",
-        MOLEXP_PARAMS_FILE=str(attempt_dir / "params.json"),
-        MOLEXP_CONFIG_FILE=str(attempt_dir / "config.json"),
-        MOLEXP_RESULTS_FILE=str(run.dir / RESULTS_FILE),
-        MOLEXP_ATTEMPT=str(n),
-        MOLEXP_ATTEMPT_DIR=str(attempt_dir),
-        MOLEXP_METRICS_FILE=str(attempt_dir / METRICS_FILE),
-    )
-    return env
 
 
 _GIT_LOCK = threading.Lock()  # with --jobs, one thread captures; the others wait for it

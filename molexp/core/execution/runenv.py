@@ -1,6 +1,6 @@
 """The run a process was launched for, as ``molexp run`` describes it (SPEC §9).
 
-:func:`molexp.core.execution.lifecycle.build_env` writes the ``MOLEXP_*``
+:func:`build_env` writes the ``MOLEXP_*``
 variables; :class:`RunEnv` reads them back.  It only reads: the command never
 writes the record its parent holds.
 """
@@ -9,14 +9,20 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from molexp.core.execution.placeholders import unknown_warning, values_for
+from molexp.core.records.metrics import METRICS_FILE
 from molexp.errors import UsageError
 
+if TYPE_CHECKING:
+    from molexp.core.records.runs import Run
+
 REQUIRED = ("MOLEXP_RUN_ID", "MOLEXP_RUN_DIR", "MOLEXP_WORKSPACE")
+RESULTS_FILE = "results.json"
 WARNINGS_FILE = "warnings.jsonl"
 """In the attempt's folder: warnings the command's ``ctx.set_result`` left, one JSON
 string a line; the lifecycle moves them into the attempt's ``warnings``."""
@@ -77,3 +83,62 @@ class RunEnv:
         """``attempts/<n>/metrics.jsonl``: metrics over time (SPEC §14), appended to."""
         found = self.env.get("MOLEXP_METRICS_FILE")
         return Path(found) if found else self.attempt_dir / "metrics.jsonl"
+
+
+def placeholder_values(run: Run, attempt: int) -> dict[str, Any]:
+    """The values of the ``{placeholders}`` of a run's command in attempt ``attempt``."""
+    rec = run.record
+    return values_for(
+        rec.get("params") or {},
+        rec.get("config") or {},
+        replica=rec["replica"],
+        seed=rec["seed"],
+        run_id=run.id,
+        run_dir=str(run.dir),
+        profile=rec.get("profile"),
+        attempt=attempt,
+    )
+
+
+def command_warnings(unknown: Sequence[str]) -> list[str]:
+    """The attempt's warnings about its command: the ``{identifiers}`` that named nothing."""
+    return [unknown_warning(unknown)] if unknown else []
+
+
+def build_env(run: Run, workspace_root: Path, attempt_dir: Path, n: int) -> dict[str, str]:
+    rec = run.record
+    env = dict(os.environ)
+    env.update(
+        MOLEXP_WORKSPACE=str(workspace_root),
+        MOLEXP_PROJECT=rec["project"],
+        MOLEXP_EXPERIMENT=rec["experiment"],
+        MOLEXP_RUN_ID=run.id,
+        MOLEXP_RUN_DIR=str(run.dir),
+        MOLEXP_REPLICA=str(rec["replica"]),
+        MOLEXP_SEED=str(rec["seed"]),
+        MOLEXP_PROFILE=rec.get("profile") or "",
+        MOLEXP_PARAMS_FILE=str(attempt_dir / "params.json"),
+        MOLEXP_CONFIG_FILE=str(attempt_dir / "config.json"),
+        MOLEXP_RESULTS_FILE=str(run.dir / RESULTS_FILE),
+        MOLEXP_ATTEMPT=str(n),
+        MOLEXP_ATTEMPT_DIR=str(attempt_dir),
+        MOLEXP_METRICS_FILE=str(attempt_dir / METRICS_FILE),
+    )
+    return env
+
+
+def read_warnings(path: Path) -> list[str]:
+    """The warnings the command's ``ctx.set_result`` left (one JSON string a line)."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    out = []
+    for line in text.splitlines():
+        try:
+            item = json.loads(line)
+        except ValueError:
+            continue  # torn by a crash
+        if isinstance(item, str):
+            out.append(item)
+    return out
