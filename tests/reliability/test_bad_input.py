@@ -297,6 +297,8 @@ CASES: list[Case] = [
     c("run-retry-not-a-manifest", "run-retry", "{in}/not-a-tarball.tar.gz"),
     c("run-slurm-pack-zero", "run", "P/E", "--executor", "slurm", "--pack", "0"),
     c("run-slurm-abbreviated-array", "run", "P/E", "--executor", "slurm", "--sbatch-arg=--arr=0"),
+    c("run-slurm-own-output", "run", "P/E", "--executor", "slurm", "--sbatch-arg=-o/tmp/x.out"),
+    c("run-slurm-own-chdir", "run", "P/E", "--executor", "slurm", "--sbatch-arg=--chdir=/tmp"),
     c("run-local-retries", "run", "P/E", "--retries", "2"),
     c("export-unknown", "export", "Nope", "-o", "{in}/out.tar.gz", needs="export"),
     c("import-missing", "import", "{in}/nope.tar.gz", needs="import"),

@@ -248,11 +248,11 @@ def test_a_squeue_that_hides_jobs_is_not_taken_for_their_death(
     assert cli("cancel", ref).exit_code == 0
 
 
-def test_launch_failure_is_failed_and_a_custom_output_is_recorded(
-    workspace: Path, cli: Cli, slurm: Slurm, tmp_path: Path
+def test_launch_failure_is_failed_and_output_is_molexps(
+    workspace: Path, cli: Cli, slurm: Slurm
 ) -> None:
     ref = make(cli, "launch", 1, "echo hi")
-    (bad,) = submit(cli, ref, "--sbatch-arg=--output=/nonexistent/dir/%j.out")
+    (bad,) = submit(cli, ref, "--sbatch-arg=--input=/nonexistent/dir/in.txt")  # cannot start
     (rec,) = slurm.wait_for(ref, lambda rs: rs[0]["status"] != "queued", timeout=60)
     assert attempts(rec) == [("failed", "launch_failed")]
     assert bad["scheduler_job_id"] in rec["attempts"][0]["error"]
@@ -263,14 +263,14 @@ def test_launch_failure_is_failed_and_a_custom_output_is_recorded(
             assert time.monotonic() < deadline, "sacct never knew the job"
             time.sleep(0.5)
         assert found.state == "FAILED"
-    logs = tmp_path / "logs 100%"
-    logs.mkdir()
-    (good,) = submit(cli, ref, f"--sbatch-arg=--output={logs}/%x-%A_%a.%j.out")
+    for own in ("--output=/tmp/x.out", "-o/tmp/x.out", "--error=e", "--chdir=/tmp", "--open=a"):
+        res = cli("run", ref, "--executor", "slurm", f"--sbatch-arg={own}")
+        assert res.exit_code == 2 and "molexp sets --" in res.output, (own, res.output)
+    (good,) = submit(cli, ref)
     (rec,) = slurm.wait_for(ref, lambda rs: rs[0]["status"] == "succeeded", timeout=60)
     recorded = Path(rec["attempts"][-1]["submission"]["output"])
     array, index = good["scheduler_job_id"].split("_")
-    assert recorded.parent == logs and recorded.name.startswith(f"molexp-p-launch-{array}_{index}.")
-    assert "%" not in recorded.name and recorded.exists()
+    assert recorded == workspace / ".molexp" / "slurm" / f"{array}_{index}.out"
     assert "run-task" in recorded.read_text()
 
 

@@ -31,9 +31,12 @@ from molexp.errors import UsageError
 if TYPE_CHECKING:
     from molexp.core.records.workspace import Experiment
 
-# Long options molexp sets itself, and the short ones among them.
-RESERVED = ("array", "wrap", "hold", "parsable", "comment")
-RESERVED_SHORT = {"a": "array", "H": "hold"}
+# Long options molexp sets itself (or, like --error, that would split the output it
+# reads a task's ending from), and the short ones among them.
+RESERVED = (
+    "array", "output", "error", "open-mode", "chdir", "wrap", "hold", "parsable", "comment",
+)  # fmt: skip
+RESERVED_SHORT = {"a": "array", "o": "output", "e": "error", "D": "chdir", "H": "hold"}
 # sbatch's short options that take a value: the letters after one are that value.
 _SHORT_WITH_VALUE = set("aAbBcCdDeFGiJLmMnNopqStwx")
 SLURM_KEYS = ("sbatch_args", "retry_time_factor")
@@ -43,11 +46,19 @@ _PATTERN = re.compile(r"%(\d*)([%AajJNnstux])")
 def _refuse(where: str, arg: str, name: str) -> UsageError:
     flag = arg.split("=", 1)[0]
     said = "" if flag == f"--{name}" else f" ({flag} is how sbatch reads --{name})"
-    return UsageError(
-        f"{where}: molexp sets --{name} itself{said}",
-        "Leave it out; select runs with --replica, --grid or --profile "
-        "(--jobs N throttles, --pack K groups runs per task).",
-    )
+    if name in ("output", "error", "open-mode"):
+        hint = (
+            "Leave it out: each task's output goes to .molexp/slurm/<job>_<index>.out, "
+            "kept across requeues, named in the attempt (molexp show)."
+        )
+    elif name == "chdir":
+        hint = "Leave it out: tasks run in the experiment's workdir (experiment create --workdir)."
+    else:
+        hint = (
+            "Leave it out; select runs with --replica, --grid or --profile "
+            "(--jobs N throttles, --pack K groups runs per task)."
+        )
+    return UsageError(f"{where}: molexp sets --{name} itself{said}", hint)
 
 
 def check_sbatch_args(args: Sequence[Any], where: str) -> list[str]:
@@ -171,14 +182,10 @@ def pending_tokens(pattern: str) -> bool:
     return any(m.group(2) != "%" for m in _PATTERN.finditer(pattern))
 
 
-def output_pattern(args: Sequence[str], workspace_root: Path, cwd: Path) -> str:
-    """Where SLURM writes a task's output: the last ``--output`` given, else molexp's
-    own ``.molexp/slurm/%A_%a.out``; relative paths are under the job's ``--chdir``."""
-    given = option(args, "output", "o")
-    if given is None:
-        return no_patterns(str(workspace_root / SLURM_DIR)) + "/%A_%a.out"
-    chdir = option(args, "chdir", "D") or str(cwd)
-    return given if given.startswith("/") else no_patterns(chdir) + "/" + given
+def output_pattern(workspace_root: Path) -> str:
+    """Where SLURM writes a task's output: ``.molexp/slurm/%A_%a.out`` under the
+    workspace (``--output`` is molexp's, SPEC §13)."""
+    return no_patterns(str(workspace_root / SLURM_DIR)) + "/%A_%a.out"
 
 
 def batch_script(
@@ -208,7 +215,7 @@ def batch_script(
     directives = [
         f"--job-name={job_name}",
         f"--array=0-{len(groups) - 1}" + (f"%{throttle}" if throttle else ""),
-        f"--output={no_patterns(str(workspace_root / SLURM_DIR))}/%A_%a.out",
+        f"--output={output_pattern(workspace_root)}",
         "--open-mode=append",  # a requeued task adds to its output, never overwrites it
         f"--chdir={cwd}",
         *([f"--comment={comment}"] if comment else []),

@@ -335,7 +335,7 @@ def _enqueue(
 ) -> Outcome:
     """Record one run queued for ``task`` (the lifecycle writes it)."""
     target = run if runs is not None else ensure_run(exp, specs[spec_index])
-    pattern = output_pattern(sub.sbatch_args, exp.workspace.root, options.cwd)
+    pattern = output_pattern(exp.workspace.root)
     job_id = str(array.job_id)
     values = {"A": job_id, "a": str(index), "x": _job_name(exp), "u": _user()}
     partial = expand_pattern(pattern, values, final=False)

@@ -81,14 +81,11 @@ def test_packed_tasks_throttle_and_dependency(tmp_path: Path) -> None:
     assert out.stdout.split() == REFS  # task 0 runs both, in turn
 
 
-def test_output_patterns_are_recorded_as_slurm_writes_them(tmp_path: Path) -> None:
+def test_the_output_pattern_is_recorded_as_slurm_writes_it(tmp_path: Path) -> None:
     values = {"A": "76", "a": "3", "x": "molexp-p-e", "u": "me"}
-    default = slurm.output_pattern([], tmp_path / "w%s", tmp_path)
-    assert slurm.expand_pattern(default, values) == f"{tmp_path}/w%s/.molexp/slurm/76_3.out"
-    custom = slurm.output_pattern(["--output=logs/%x-%A_%4a.%j.out"], tmp_path, tmp_path / "src")
-    assert slurm.expand_pattern(custom, values) == f"{tmp_path}/src/logs/molexp-p-e-76_0003.%j.out"
-    chdir = slurm.output_pattern(["-D/scratch", "-o", "-oout.txt"], tmp_path, tmp_path)
-    assert chdir == "/scratch/out.txt"
+    pattern = slurm.output_pattern(tmp_path / "w%s")
+    assert f"#SBATCH --output={slurm.output_pattern(tmp_path / 'ws')}" in script(tmp_path)
+    assert slurm.expand_pattern(pattern, values) == f"{tmp_path}/w%s/.molexp/slurm/76_3.out"
     assert slurm.option(["--time=5", "-t9"], "time", "t") == "9"
 
 
@@ -120,6 +117,18 @@ def test_script_is_valid_bash_and_maps_task_ids(tmp_path: Path) -> None:
         "--wr=x",
         "-vH",
         "-va3",
+        "--output=logs/%j.out",
+        "--out=x",
+        "-o",
+        "-oout.txt",
+        "--error=e.txt",
+        "-e",
+        "--open-mode=truncate",
+        "--open=append",
+        "--chdir=/scratch",
+        "--ch=/x",
+        "-D/scratch",
+        "-vD",
         "partition=gpu",
         "",
         "-",
@@ -134,7 +143,7 @@ def test_bad_sbatch_args_are_refused(bad: object) -> None:
 
 def test_good_sbatch_args_pass() -> None:
     good = ["--partition=gpu", "-p", "gpu", "--account=chem", "-A", "chem", "--gres=gpu:2",
-            "-Jname-with-a-and-H", "--output=x%j", "--time=1", "--signal=B:USR1@120"]  # fmt: skip
+            "-Jname-with-a-and-H", "--input=in.txt", "--time=1", "--signal=B:USR1@120"]  # fmt: skip
     with pytest.raises(UsageError):  # a bare value is not an option
         slurm.check_sbatch_args(good, "x")
     ok = [g for g in good if g.startswith("-")]
