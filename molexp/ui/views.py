@@ -79,28 +79,40 @@ def workspace_view(ws: Workspace, query: Query) -> dict[str, Any]:
 ROW_FIELDS = ("id", "status", "replica", "seed", "profile", "created_at", "updated_at")
 
 
-def _values(summary: dict[str, Any]) -> dict[str, Any]:
-    """The cells of a run's params, results and last metrics, by dotted column name."""
+def _values(
+    summary: dict[str, Any], flat_params: dict[int, tuple[Any, dict[str, Any]]] | None = None
+) -> dict[str, Any]:
+    """The cells of a run's params, results and last metrics, by dotted column name.
+    ``flat_params`` keeps each params mapping flattened once (replicas share one)."""
     from molexp.core.views.compare import flatten
 
     out: dict[str, Any] = {}
-    for section in ("params", "results"):
-        data = summary.get(section)
-        if isinstance(data, dict):
-            out.update(flatten(data, section))
+    params = summary.get("params")
+    if isinstance(params, dict):
+        known = flat_params.get(id(params)) if flat_params is not None else None
+        if known is None or known[0] is not params:
+            known = (params, flatten(params, "params"))
+            if flat_params is not None:
+                flat_params[id(params)] = known
+        out.update(known[1])
+    results = summary.get("results")
+    if isinstance(results, dict):
+        out.update(flatten(results, "results"))
     metrics = summary.get("metrics")
     if isinstance(metrics, dict):  # metric names are flat (a name may hold a dot)
         out.update((f"metrics.{k}", v) for k, v in metrics.items())
     return out
 
 
-def table_row(ref: str, summary: dict[str, Any]) -> dict[str, Any]:
+def table_row(
+    ref: str, summary: dict[str, Any], flat_params: dict[int, Any] | None = None
+) -> dict[str, Any]:
     """One row of the runs table from a run's summary (see ``index.summarise``)."""
     last = summary.get("last_attempt") or {}
     row: dict[str, Any] = {"ref": ref, "experiment": ref.rsplit("/", 1)[0]}
     row.update((k, summary.get(k)) for k in ROW_FIELDS)
     row.update({
-        "values": _values(summary),
+        "values": _values(summary, flat_params),
         "tags": summary.get("tags") or [],
         "attempts": summary.get("attempt_count"),
         "duration": last.get("duration"),
@@ -213,11 +225,15 @@ def runs_view(ws: Workspace, query: Query) -> dict[str, Any]:
         rows = [r for r in rows if r.status in statuses]
     gathered = _Columns()
     page = []
+    flat_params: dict[int, Any] = {}
     for i, row in enumerate(rows):
         try:
-            gathered.add(row if isinstance(row, Entry) else row.summary())
-            if offset <= i < offset + limit:
-                page.append(table_row(row.ref, row.summary()))
+            if offset <= i < offset + limit:  # read once, for its columns and its row
+                summary = row.summary()
+                gathered.add(summary)
+                page.append(table_row(row.ref, summary, flat_params))
+            else:  # an index entry parses only the columns asked for
+                gathered.add(row if isinstance(row, Entry) else row.summary())
         except MolexpError as exc:  # (a forged index) named, not fatal
             selection.problems.append(exc)
     columns, constant = gathered.result()
