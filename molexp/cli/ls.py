@@ -17,10 +17,6 @@ if TYPE_CHECKING:
 FORMATS = ("table", "json", "csv", "ids")
 
 
-def _duration(summary: dict[str, Any]) -> Any:
-    return output.seconds((summary.get("last_attempt") or {}).get("duration"))
-
-
 def _when(stamp: Any) -> Any:
     """``2026-11-25T16:03:17.123456+00:00`` -> ``2026-11-25 16:03:17`` (UTC)."""
     return stamp[:19].replace("T", " ") if isinstance(stamp, str) else stamp
@@ -68,34 +64,47 @@ def render(listing: Selection, fmt: str) -> None:
     columns += asked
     # Cells become text at once, and equal cells share one text: 100,000 rows of values
     # and then of texts would double the memory (docs/performance.md).
-    shown: dict[Any, tuple[Any, str]] = {}  # (the value itself keeps its id unique)
+    shown: dict[Any, str] = {}  # by value (with its type: 1, 1.0 and True differ)
+    by_id: dict[int, tuple[Any, str]] = {}  # dicts and lists (the value keeps its id unique)
 
     def text(value: Any) -> str:
-        key = id(value) if isinstance(value, (dict, list)) else (type(value), value)
-        found = shown.get(key)
-        if found is None:
-            found = shown[key] = (value, output.cell(value))
-        return found[1]
+        if type(value) is str:
+            return value
+        if isinstance(value, (dict, list)):
+            found = by_id.get(id(value))
+            if found is None:
+                found = by_id[id(value)] = (value, output.cell(value))
+            return found[1]
+        key = (type(value), value)
+        found_text = shown.get(key)
+        if found_text is None:
+            found_text = shown[key] = output.cell(value)
+        return found_text
 
+    durations: dict[float, str] = {}
     rows: list[tuple[str, ...]] = []
+    tag_cells: list[str] = []
     tagged = False
-    for row in listing.rows:
-        s = row.summary()
-        tags = s.get("tags")
+    for row, (status, replica, profile, params, count, duration, updated, tags) in listing.brief():
+        if type(duration) is float:
+            shown_duration = durations.get(duration)
+            if shown_duration is None:
+                shown_duration = durations[duration] = text(output.seconds(duration))
+        else:
+            shown_duration = text(output.seconds(duration))
+        rows.append((row.ref, text(status), text(replica), text(profile), text(params),
+                     text(count), shown_duration, output.cell(_when(updated)),
+                     *(text(None if (v := get(row)) is query.MISSING else v) for get in getters)))  # fmt: skip
         tagged = tagged or bool(tags)
-        rows.append((row.ref, text(row.status), text(s.get("replica")), text(s.get("profile")),
-                     text(s.get("params")), text(s.get("attempt_count")), text(_duration(s)),
-                     output.cell(_when(s.get("updated_at"))),
-                     *(text(None if (v := get(s)) is query.MISSING else v) for get in getters),
-                     " ".join(map(str, tags)) if isinstance(tags, list) else ""))
+        tag_cells.append(" ".join(map(str, tags)) if isinstance(tags, list) else "")
     if tagged:  # a tags column once some listed run has tags
         columns.append("tags")
-    else:
-        rows = [r[:-1] for r in rows]
+        rows = [(*r, t) for r, t in zip(rows, tag_cells)]
+    del tag_cells
     if fmt == "csv":
         output.print_csv(columns, rows)
     else:
-        output.print_table(columns, rows)
+        output.print_table(columns, rows, texts=True)
 
 
 def _print_json_array(records: Iterable[bytes | dict[str, Any]]) -> None:

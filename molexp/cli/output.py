@@ -100,26 +100,34 @@ def cell(value: Any) -> str:
 
 
 def print_table(
-    columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    title: str | None = None,
+    texts: bool = False,
 ) -> None:
-    """A rich table on a terminal; aligned plain text (no box characters) when piped."""
-    texts = [[cell(v) for v in row] for row in rows]
+    """A rich table on a terminal; aligned plain text (no box characters) when piped.
+
+    ``texts``: every cell is text already (as :func:`cell` would make it)."""
+    cells = rows if texts else [[cell(v) for v in row] for row in rows]
     if is_tty(sys.stdout):
         from rich.table import Table
 
         table = Table(title=title, show_edge=False, header_style="bold")
         for col in columns:
             table.add_column(col, overflow="fold")
-        for row in texts:
+        for row in cells:
             table.add_row(*row)
         console().print(table)
         return
     widths = [len(c) for c in columns]
-    for row in texts:
-        widths = [max(w, len(v)) for w, v in zip(widths, row)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip()]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in texts]
-    sys.stdout.write("\n".join(lines) + "\n")
+    if cells:  # (column by column: each max() runs over one column in C)
+        widths = [max(w, *map(len, col)) for w, col in zip(widths, zip(*cells))]
+    ljust = str.ljust
+    write = sys.stdout.write
+    write("  ".join(map(ljust, columns, widths)).rstrip() + "\n")
+    for start in range(0, len(cells), 4096):  # written a block at a time, not held whole
+        block = ["  ".join(map(ljust, row, widths)).rstrip() for row in cells[start : start + 4096]]
+        write("\n".join(block) + "\n")
 
 
 def print_csv(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:

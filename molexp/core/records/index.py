@@ -37,6 +37,7 @@ for a particular use (see ``docs/performance.md``).
 from __future__ import annotations
 
 import json
+import operator
 import os
 import time
 from collections.abc import Collection
@@ -51,13 +52,15 @@ from molexp.errors import CorruptRecordError, MolexpError, WorkspaceError
 
 INDEX_DIR = ".molexp/index"
 SUFFIX = ".idx"
-FORMAT = 3  # 3: last-attempt host; results and metrics in columns of their own
+FORMAT = 4  # 4: the REST fields in columns of their own; 3: last-attempt host, results, metrics
 MAGIC = "molexp-run-index"
 RACY_NS = 3_000_000_000
 # Record keys a summary leaves out (long lists), and the two it adds instead.
 DROPPED = ("attempts", "inputs", "notes")
 SUMMARY_ONLY = ("attempt_count", "last_attempt")
 LAST_ATTEMPT_KEYS = ("n", "status", "exit_code", "duration", "executor", "host")
+# The Rest fields Entry.brief_texts gives, in this order.
+BRIEF_REST = ("replica", "profile", "updated_at", "other", "attempt_count", "last_attempt")
 # The record keys every summary has (None when a record lacks one), in record order.
 KNOWN = (
     "schema_version", "id", "project", "experiment", "identity", "params", "replica",
@@ -75,14 +78,16 @@ _KNOWN = frozenset(KNOWN)
 # for 100,000 runs).  *_REF index ``values`` (replicas share their params and
 # config); RESULTS and METRICS are the record's ``results`` and ``metrics`` (the last
 # value of each metric, SPEC §14) as JSON, columns of their own so that `--where`
-# and `--sort` on them parse only them (:meth:`Entry.leaf`); REST is the JSON array of
-# :class:`Rest`.  JSON escapes tabs and newlines, so no JSON column holds one; runs
+# and `--sort` on them parse only them (:meth:`Entry.leaf`); REST is the fields of
+# :class:`Rest`, each as JSON in a column of its own (a table decodes only the few it
+# shows, and equal texts once: :meth:`Entry.brief_texts`).  JSON escapes tabs and newlines, so no JSON column holds one; runs
 # whose id or created_at would are not stored.
 
 
 class Rest(NamedTuple):
-    """The REST column of an index line: the summary fields beyond id, status,
-    created_at, params, config, results and metrics (a JSON array in this order)."""
+    """The REST columns of an index line: the summary fields beyond id, status,
+    created_at, params, config, results and metrics (JSON, one column each, in this
+    order)."""
 
     identity: Any
     replica: Any
@@ -155,7 +160,7 @@ class Entry:
         self.created_at = created_at
         self.project = project
         self.experiment = experiment
-        self._tail = tail  # "PARAMS_REF <TAB> CONFIG_REF <TAB> RESULTS <TAB> METRICS <TAB> REST"
+        self._tail = tail  # "PARAMS_REF <TAB> CONFIG_REF <TAB> RESULTS <TAB> METRICS <TAB> REST..."
         self._values = values
         self._runs = runs_dir
         self._sig = signature  # of the run.json validated, when not too recent to trust
@@ -199,14 +204,26 @@ class Entry:
             os.close(fd)
         return data if data.startswith(_RAW_HEAD) and data.endswith(b"\n}\n") else None
 
+    def brief_texts(self) -> tuple[Any, str, str, str, str, str, str]:
+        """``(params, REPLICA, PROFILE, UPDATED_AT, OTHER, ATTEMPT_COUNT, LAST_ATTEMPT)``:
+        the params and the JSON texts of the :class:`Rest` columns a table shows, for a
+        caller that decodes equal texts once (100,000 runs share few of them)."""
+        parts = self._tail.split("\t")
+        try:
+            if len(parts) != _COLUMNS:
+                raise IndexError(len(parts))
+            return (self._values[int(parts[0])], *_brief(parts))
+        except (ValueError, IndexError) as exc:  # only a forged index gets here
+            raise self._forged() from exc
+
     def summary(self) -> dict[str, Any]:
         """:func:`summarise` of the record as validated (params and config may be
         shared with other summaries: treat them as read-only)."""
         try:
-            params_ref, config_ref, results, metrics, rest_json = self._tail.split("\t")
+            params_ref, config_ref, results, metrics, rest_json = self._tail.split("\t", 4)
             params = self._values[int(params_ref)]
             config = self._values[int(config_ref)]
-            rest = Rest(*json.loads(rest_json))
+            rest = Rest(*json.loads("[" + rest_json.replace("\t", ",") + "]"))
             out: dict[str, Any] = {
                 "schema_version": store.SCHEMA_VERSION,  # records are migrated on read
                 "id": self.id,
@@ -253,11 +270,13 @@ class Entry:
         if key in _ATTRIBUTES:
             return getattr(self, key)
         if key in _REST:
+            parts = self._tail.split("\t")
             try:
-                rest = Rest(*json.loads(self._tail.split("\t", 4)[4]))
+                if len(parts) != _COLUMNS:
+                    raise IndexError(len(parts))
+                return json.loads(parts[4 + Rest._fields.index(key)])
             except (ValueError, IndexError, TypeError) as exc:
                 raise self._forged() from exc
-            return getattr(rest, key)
         return self.summary().get(key, default)
 
     def leaf(self, section: str, name: str, default: Any) -> Any:
@@ -284,6 +303,8 @@ class Entry:
 
 
 _ATTRIBUTES = frozenset({"id", "project", "experiment", "created_at"})
+_COLUMNS = 4 + len(Rest._fields)  # of a tail
+_brief = operator.itemgetter(*(4 + Rest._fields.index(k) for k in BRIEF_REST))
 _REST = frozenset({"identity", "replica", "seed", "profile", "config_hash", "updated_at"})
 _SLOW: Any = object()  # flat_field: decode the whole column instead
 _UNQUOTED = {"true": True, "false": False, "null": None}
@@ -400,7 +421,7 @@ def _tail(record: dict[str, Any], table: _Values) -> str:
     return "\t".join((
         str(table.ref(record.get("params"))), str(table.ref(record.get("config"))),
         _compact(record.get("results")), _compact(record.get("metrics")),
-        _compact(list(Rest.of(record))),
+        *map(_compact, Rest.of(record)),
     ))  # fmt: skip
 
 

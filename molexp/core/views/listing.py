@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from molexp.core.records.annotations import with_pending
-from molexp.core.records.index import Entry, scan_experiment, summarise
+from molexp.core.records.index import LAST_ATTEMPT_KEYS, Entry, scan_experiment, summarise
 from molexp.core.records.metrics import live as live_metrics
 from molexp.core.records.runs import ACTIVE, RUN_FILE, STATUSES, Run, load_record, observe
 from molexp.core.records.workspace import Experiment, Project, Workspace
@@ -112,6 +113,15 @@ class Selection:
                 continue
             yield from self._one(row)
 
+    def brief(self) -> Iterator[tuple[Listed, Brief]]:
+        """Each row with what a table shows of it (:data:`BRIEF`), as its
+        ``summary()`` gives it.  Index entries are decoded a batch at a time (one
+        ``json.loads`` for many runs, and no results or metrics)."""
+        rows = self.rows
+        for start in range(0, len(rows), _BATCH):
+            chunk = rows[start : start + _BATCH]
+            yield from zip(chunk, _briefs(chunk))
+
     def _one(self, row: Listed) -> Iterator[dict[str, Any]]:
         if isinstance(row, Row):
             yield row.record()
@@ -131,6 +141,55 @@ class Selection:
         if self.where and not matches(record, self.where):
             return
         yield record
+
+
+# What a table shows of a run beyond its ref (Selection.brief), in this order: the
+# summary's keys, the latest attempt's duration for "duration".
+BRIEF = ("status", "replica", "profile", "params", "attempt_count", "duration", "updated_at", "tags")
+Brief = tuple[Any, Any, Any, Any, Any, Any, Any, Any]
+_BATCH = 2000
+_DURATION = LAST_ATTEMPT_KEYS.index("duration")
+
+
+def _brief_of(row: Listed) -> Brief:
+    s = row.summary()
+    last = s.get("last_attempt")
+    return (row.status, s.get("replica"), s.get("profile"), s.get("params"),
+            s.get("attempt_count"), (last or {}).get("duration"), s.get("updated_at"),
+            s.get("tags"))  # fmt: skip
+
+
+def _briefs(rows: Sequence[Listed]) -> list[Brief]:
+    """:func:`_brief_of` of each row.  An index entry's columns are decoded from their
+    JSON texts, each distinct text once per batch (the same value object for equal
+    texts); anything unexpected (a forged index) takes the summary's path."""
+    seen: dict[str, Any] = {}  # JSON text -> value, within this batch
+    loads = json.loads
+
+    def value(text: str) -> Any:
+        found = seen.get(text, seen)
+        if found is seen:
+            found = seen[text] = loads(text)
+        return found
+
+    out: list[Brief] = []
+    for row in rows:
+        if type(row) is not Entry:
+            out.append(_brief_of(row))
+            continue
+        try:
+            params, replica, profile, updated, other, count, last = row.brief_texts()
+            # (integers and time stamps differ from row to row: read without json)
+            last_v = value(last)
+            other_v = value(other)
+            out.append((row.status, int(replica) if replica.isdigit() else loads(replica),
+                        value(profile), params, int(count) if count.isdigit() else loads(count),
+                        None if last_v is None else last_v[_DURATION],
+                        updated[1:-1] if updated[0] == '"' and "\\" not in updated else loads(updated),
+                        None if other_v is None else other_v.get("tags")))  # fmt: skip
+        except (ValueError, IndexError, KeyError, TypeError, AttributeError, MolexpError):
+            out.append(_brief_of(row))
+    return out
 
 
 def _missing(path: Path) -> CorruptRecordError:
