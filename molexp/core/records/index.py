@@ -47,6 +47,8 @@ from typing import Any, NamedTuple
 
 from molexp.core.model.names import is_valid_name
 from molexp.core.records.runs import RUN_FILE, load_record, validate_record
+from molexp.core.records.signatures import signature as _signature
+from molexp.core.records.signatures import signatures as _signatures
 from molexp.core.store import files as store
 from molexp.errors import CorruptRecordError, MolexpError, WorkspaceError
 
@@ -362,10 +364,6 @@ def _header(checksum: str) -> bytes:
     return f"{MAGIC} {FORMAT} {__version__} {store.SCHEMA_VERSION} {checksum}\n".encode()
 
 
-def _signature(st: os.stat_result) -> str:
-    return f"{st.st_mtime_ns} {st.st_ctime_ns} {st.st_ino} {st.st_size}"
-
-
 def _load(path: Path, project: str, experiment: str) -> tuple[list[Any], dict[str, str]]:
     """``(values, line by run id)`` of a valid index file, else empty ones."""
     try:
@@ -402,8 +400,8 @@ class _Values:
         if self._refs is None:
             self._refs = {}
             for i, item in enumerate(self.items):
-                self._refs.setdefault(json.dumps(item, ensure_ascii=False), i)
-        key = json.dumps(value, ensure_ascii=False)
+                self._refs.setdefault(_compact(item), i)
+        key = _compact(value)
         found = self._refs.get(key)
         if found is None:
             found = self._refs[key] = len(self.items)
@@ -411,8 +409,8 @@ class _Values:
         return found
 
 
-def _compact(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+# One encoder for every column (json.dumps with options builds a new one per call).
+_compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def _tail(record: dict[str, Any], table: _Values) -> str:
@@ -506,19 +504,19 @@ def scan_experiment(
         changed = False  # whether the index on disk no longer matches ``kept``
         racy_before = time.time_ns() - RACY_NS
         suffix = "/" + RUN_FILE
-        take, stat, entries = old.pop, os.stat, out.entries
-        for name in sorted(os.listdir(dir_fd)):
-            if name[0] == ".":
-                continue
+        names = [name for name in sorted(os.listdir(dir_fd)) if name[0] != "."]
+        known = [name for name in names if name in old]  # every one stat-ed, now
+        now = dict(zip(known, _signatures(dir_fd, [name + suffix for name in known])))
+        take, entries = old.pop, out.entries
+        for name in names:
             line = take(name, None)
             if line is not None:
                 try:
-                    st = stat(name + suffix, dir_fd=dir_fd)
                     _, signature, status, created, tail = line.split("\t", 4)
-                except (OSError, ValueError):
+                except ValueError:
                     pass
                 else:
-                    if signature == f"{st.st_mtime_ns} {st.st_ctime_ns} {st.st_ino} {st.st_size}":
+                    if signature == now[name]:
                         kept.append(line)
                         if wanted is None or status in wanted:
                             entries.append(Entry(

@@ -10,6 +10,7 @@ from typing import Any
 
 from molexp.core.records.annotations import with_pending
 from molexp.core.records.index import LAST_ATTEMPT_KEYS, Entry, scan_experiment, summarise
+from molexp.core.records.index_build import prebuild
 from molexp.core.records.metrics import live as live_metrics
 from molexp.core.records.runs import ACTIVE, RUN_FILE, STATUSES, Run, load_record, observe
 from molexp.core.records.workspace import Experiment, Project, Workspace
@@ -272,7 +273,9 @@ def _select(
     judge = where[0].test if len(where) == 1 else lambda row: matches(row, where)
     slurm_runs: list[Run] = []
     wanted = frozenset((*statuses, *ACTIVE)) if statuses else None
-    for proj, exp in iter_experiments(ws, project, experiment):
+    experiments = list(iter_experiments(ws, project, experiment))
+    prebuild(ws.root, experiments)  # missing indexes, in parallel (a speed-up only)
+    for proj, exp in experiments:
         scanned = scan_experiment(ws.root, proj, exp, wanted)
         out.problems.extend(scanned.problems)
         rows: list[Listed] = []  # in run-id order, as scanned

@@ -1,0 +1,140 @@
+"""The index's fast paths (molexp/core/records/signatures.py, index_build.py, the
+table's columns): each gives what the plain path gives, and still sees records
+changed behind molexp's back."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from molexp.core.records import index, index_build, signatures
+from molexp.core.records.workspace import Workspace
+from molexp.core.views import listing
+from molexp.errors import CorruptRecordError
+from tests.conftest import Cli
+from tests.core.records.test_index import (  # noqa: F401 - the fixture
+    assert_truthful,
+    by_replica,
+    lab,
+    rewrite_keeping_mtime,
+)
+
+
+def test_slow_stats_are_made_by_threads_and_see_a_hand_edit(
+    lab: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+) -> None:
+    # Every stat counts as slow (a cold disk, NFS): after one probe, the others are
+    # made by the thread pool, two at a time.
+    monkeypatch.setattr(signatures, "SLOW_S", 0.0)
+    monkeypatch.setattr(signatures, "PROBE", 1)
+    monkeypatch.setattr(signatures, "CHUNK", 2)
+    threads: set[str] = set()
+    real = signatures._some
+
+    def noting(dir_fd: int, paths: list[str]) -> list[str | None]:
+        import threading
+
+        threads.add(threading.current_thread().name)
+        return real(dir_fd, paths)
+
+    monkeypatch.setattr(signatures, "_some", noting)
+    rewrite_keeping_mtime(
+        by_replica(lab, 1), lambda raw: raw.replace(b'"status": "failed"', b'"status": "queued"', 1)
+    )
+    assert "queued" in cli("ls", "--format", "csv").stdout
+    assert any(name.startswith("molexp-stat") for name in threads)
+    assert_truthful(cli, monkeypatch)
+
+
+def test_signatures_keep_order_and_mark_what_cannot_be_stat_ed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    names = [f"f{i:02d}" for i in range(40)]
+    for name in names:
+        (tmp_path / name).write_text(name * (int(name[1:]) + 1))
+    asked = [*names[:20], "missing", *names[20:]]
+    fd = os.open(tmp_path, os.O_RDONLY)
+    try:
+        plain = signatures.signatures(fd, asked)
+        monkeypatch.setattr(signatures, "SLOW_S", 0.0)
+        monkeypatch.setattr(signatures, "CHUNK", 3)
+        threaded = signatures.signatures(fd, asked)
+    finally:
+        os.close(fd)
+    expected = [signatures.signature((tmp_path / n).stat()) for n in names]
+    assert plain == threaded == [*expected[:20], None, *expected[20:]]
+
+
+def two_experiments(ws: Path, cli: Cli) -> None:
+    assert cli("project create P").exit_code == 0
+    for name in ("E", "F", "G"):
+        made = cli("experiment", "create", f"P/{name}", "--param", "lr=0.1", "--replicas", "3",
+                   "--command", "test {replica} -ne 1")  # fmt: skip
+        assert made.exit_code == 0, made.output
+        assert cli(f"run P/{name}").exit_code == 1
+
+
+def test_missing_indexes_are_built_side_by_side(
+    workspace: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(index, "RACY_NS", 0)
+    two_experiments(workspace, cli)
+    before = {fmt: cli("ls", "--format", fmt).stdout for fmt in ("table", "json", "ids")}
+    shutil.rmtree(workspace / ".molexp")
+    experiments = [("P", "E"), ("P", "F"), ("P", "G")]
+    assert all(index_build._unbuilt(workspace, p, e) for p, e in experiments)
+    index_build.prebuild(workspace, experiments)
+    if len(__import__("os").sched_getaffinity(0)) >= 2:
+        assert not any(index_build._unbuilt(workspace, p, e) for p, e in experiments)
+        assert all(len(index._load(index.index_path(workspace, p, e), p, e)[1]) == 3  # type: ignore[arg-type]
+                   for p, e in experiments)  # fmt: skip
+    assert {fmt: cli("ls", "--format", fmt).stdout for fmt in ("table", "json", "ids")} == before
+    assert_truthful(cli, monkeypatch)
+
+
+def test_an_index_of_another_format_counts_as_unbuilt(
+    lab: Path, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+) -> None:
+    assert not index_build._unbuilt(lab, "P", "E")
+    path = index.index_path(lab, "P", "E")
+    assert path is not None
+    raw = path.read_bytes()
+    path.write_bytes(raw.replace(f"{index.MAGIC} {index.FORMAT} ".encode(), f"{index.MAGIC} 3 ".encode(), 1))
+    assert index_build._unbuilt(lab, "P", "E")
+    path.unlink()
+    assert index_build._unbuilt(lab, "P", "E")
+    monkeypatch.setenv("MOLEXP_NO_INDEX", "1")
+    index_build.prebuild(lab, [("P", "E"), ("P", "E")])  # switched off: writes nothing
+    assert not path.exists()
+
+
+def test_a_table_s_columns_are_the_summary_s(
+    lab: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+) -> None:
+    first = cli("ls", "--format", "ids").stdout.split()[0]
+    assert cli("tag", first, "+good", "+best").exit_code == 0, "tagging"
+    selection = listing.select(Workspace(lab))
+    fast = list(selection.brief())
+    assert [b for _, b in fast] == [listing._brief_of(r) for r in selection.rows]
+    assert any(b[-1] == ["best", "good"] or b[-1] == ["good", "best"] for _, b in fast)
+    assert all(b[5] is not None and b[4] == 1 for _, b in fast)
+    assert_truthful(cli, monkeypatch)
+
+
+def test_a_forged_table_column_is_reported_as_the_summary_reports_it(
+    lab: Path,  # noqa: F811
+) -> None:
+    scanned = index.scan_experiment(lab, "P", "E")
+    entry = scanned.entries[0]
+    entry._tail = entry._tail.rsplit("\t", 1)[0]  # a column short
+    with pytest.raises(CorruptRecordError, match="is inconsistent"):
+        entry.brief_texts()
+    with pytest.raises(CorruptRecordError, match="is inconsistent"):
+        listing._briefs([entry])
+    good = scanned.entries[1]
+    good._tail = good._tail.replace('"20', '"\\u00320', 1)  # an escaped time stamp: decoded
+    assert listing._briefs([good]) == [listing._brief_of(good)]
