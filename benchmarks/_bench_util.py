@@ -242,3 +242,96 @@ def child_env(pycache: Path | None) -> dict[str, str]:
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         env["PYTHONPYCACHEPREFIX"] = str(pycache)
     return env
+
+
+# --- listings: a cold page cache, a rebuilt index, a slow filesystem ---------------
+
+
+def can_drop_caches() -> bool:
+    return os.access("/proc/sys/vm/drop_caches", os.W_OK)
+
+
+def drop_caches() -> None:
+    """Empty the page cache (root only): the next command reads from the disk."""
+    os.sync()
+    with open("/proc/sys/vm/drop_caches", "w") as fh:
+        fh.write("3\n")
+
+
+def time_cold(
+    commands: Sequence[tuple[str, Sequence[str]]], reps: int, env: dict[str, str], cwd: Path
+) -> dict[str, Timing]:
+    """:func:`time_commands` with the page cache dropped before every command."""
+    out: dict[str, Timing] = {name: Timing([], []) for name, _ in commands}
+    for _ in range(reps):
+        for name, argv in commands:
+            drop_caches()
+            one = time_commands([(name, argv)], 1, env, cwd, warmup=0)[name]
+            out[name].samples += one.samples
+            out[name].cpu += one.cpu
+    return out
+
+
+def time_rebuild(argv: Sequence[str], ws: Path, reps: int, env: dict[str, str]) -> Timing:
+    """``argv`` (a listing) right after deleting ``ws/.molexp`` (derived data: the
+    listing reads every record and writes the index again), warm page cache."""
+    import shutil
+
+    out = Timing([], [])
+    subprocess.run(argv, env=env, cwd=ws, stdout=subprocess.DEVNULL, check=True)  # warm
+    for _ in range(reps):
+        shutil.rmtree(ws / ".molexp", ignore_errors=True)
+        one = time_commands([("rebuild", argv)], 1, env, ws, warmup=0)["rebuild"]
+        out.samples += one.samples
+        out.cpu += one.cpu
+    return out
+
+
+def slowfs_env(base: Path, ws: Path, delay_us: int, env: dict[str, str]) -> dict[str, str] | None:
+    """The environment that runs a command with every stat and open under ``ws``
+    delayed by ``delay_us`` (benchmarks/slowfs.c, an LD_PRELOAD shim, compiled once
+    into ``base``); None without a C compiler."""
+    import shutil
+
+    source = Path(__file__).resolve().parent / "slowfs.c"
+    lib = base / "slowfs.so"
+    if not lib.exists() or lib.stat().st_mtime < source.stat().st_mtime:
+        cc = shutil.which("gcc") or shutil.which("cc")
+        if cc is None:
+            return None
+        argv = [cc, "-O2", "-shared", "-fPIC", "-o", str(lib), str(source), "-ldl"]
+        if subprocess.run(argv, capture_output=True).returncode != 0:
+            return None
+    return dict(env, LD_PRELOAD=str(lib), SLOWFS_PREFIX=str(ws), SLOWFS_DELAY_US=str(delay_us))
+
+
+def sees_changes_behind_its_back(argv: Sequence[str], ws: Path, env: dict[str, str]) -> bool:
+    """Whether a listing of the big workspace sees a record edited in place (size and
+    mtime kept) and one replaced rsync-style (new inode, old mtime); both are put back
+    as they were afterwards."""
+    experiments = sorted((ws / "projects" / PROJECT / "experiments").iterdir())
+    runs = sorted((experiments[len(experiments) // 2] / "runs").iterdir())
+    edited, replaced = runs[3] / "run.json", runs[4] / "run.json"
+    originals = {p: (p.read_bytes(), p.stat()) for p in (edited, replaced)}
+    subprocess.run(argv, env=env, cwd=ws, stdout=subprocess.DEVNULL, check=True)  # indexed
+    try:
+        for path, marker in ((edited, b"node017"), (replaced, b"node017")):
+            raw, st = originals[path]
+            assert marker in raw
+            new = raw.replace(marker, b"nodeXYZ", 1)
+            if path is edited:
+                with open(path, "r+b") as fh:
+                    fh.write(new)
+            else:
+                tmp = path.with_name(".rsync-tmp")
+                tmp.write_bytes(new)
+                os.replace(tmp, path)
+            os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+        shown = subprocess.run(argv, env=env, cwd=ws, capture_output=True, check=True).stdout
+        return shown.count(b"nodeXYZ") == 2
+    finally:
+        for path, (raw, st) in originals.items():
+            with open(path, "r+b") as fh:
+                fh.write(raw)
+                fh.truncate()
+            os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))

@@ -367,6 +367,8 @@ def figures(args: argparse.Namespace) -> tuple[list[Figure], dict[str, Any]]:
     out.append(Figure("ls output with the index = without", None, "", goal="identical",
                       met=unindexed == indexed and len(indexed) > 2))  # fmt: skip
 
+    out += listing_figures(base, big, mx, env, reps, signac_root, total)
+
     # 4. One run's commands do not depend on the workspace's size.
     say("timing show/run in the big and the small workspace")
     prefix_big, prefix_small = big_run.rsplit("/", 1)[1][:8], small_run.rsplit("/", 1)[1][:8]
@@ -424,6 +426,61 @@ def figures(args: argparse.Namespace) -> tuple[list[Figure], dict[str, Any]]:
     ))  # fmt: skip
     info["loadavg_end"] = os.getloadavg()
     return out, info
+
+
+def listing_figures(
+    base: Path, big: Path, mx: list[str], env: dict[str, str], reps: int,
+    signac_root: Path | None, total: int,
+) -> list[Figure]:
+    """Issue #17's listing rows: a table, every record as JSON, a cold page cache, a
+    rebuilt index, a slow shared filesystem; each beside its reference."""
+    out: list[Figure] = []
+    wb = ["-w", str(big)]
+    table, ids = [*mx, *wb, "ls"], [*mx, *wb, "ls", "--format", "ids"]
+    as_json, failed = [*mx, *wb, "ls", "--format", "json"], [*mx, *wb, "ls", "--status", "failed"]
+    say(f"timing the listings of issue #17 ({reps} rounds)")
+    t = bu.time_commands([("ids", ids), ("table", table), ("json", as_json)], reps, env, big)
+    ref = t["ids"].median * MS
+    for key, label, goal, limit in (("table", "ls (a table), warm", "<= 600 ms", 600),
+                                    ("json", "ls --format json, warm", "<= 2000 ms", 2000)):
+        ms = t[key].median * MS
+        out.append(Figure(f"{label} ({total} runs)", ms, "ms", baseline_name="ls --format ids",
+                          baseline=ref, ratio=ms / ref, goal=goal, met=ms <= limit,
+                          cpu=t[key].cpu_median * MS))  # fmt: skip
+    mib = bu.peak_rss_mib(table, env, big)
+    out.append(Figure("peak memory: ls (a table), issue #17 goal", mib, "MiB", goal="<= 100 MiB",
+                      met=mib <= 100))  # fmt: skip
+    if bu.can_drop_caches():
+        say("timing a listing on a cold page cache (the cache is dropped before each round)")
+        commands = [("failed", failed)]
+        if signac_root is not None:
+            signac = str(base / "signac-venv" / "bin" / "signac")
+            commands.append(("signac", [signac, "find", "doc.status", "failed"]))
+        cold = bu.time_cold(commands, max(3, reps // 3), env, signac_root or big)
+        ms = cold["failed"].median * MS
+        sms = cold["signac"].median * MS if "signac" in cold else None
+        out.append(Figure(f"ls --status failed, cold page cache ({total} runs)", ms, "ms",
+                          baseline_name="signac find doc.status failed, cold" if sms else "",
+                          baseline=sms, ratio=ms / sms if sms else None, goal="<= 2000 ms",
+                          met=ms <= 2000, cpu=cold["failed"].cpu_median * MS))  # fmt: skip
+    say("timing the index rebuild after deleting .molexp/")
+    rebuilt = bu.time_rebuild(ids, big, max(3, reps // 3), env)
+    ms = rebuilt.median * MS
+    out.append(Figure(f"index rebuild after deleting .molexp/, warm ({total} runs)", ms, "ms",
+                      baseline_name="ls --format ids", baseline=ref, ratio=ms / ref,
+                      goal="<= 2000 ms", met=ms <= 2000, cpu=rebuilt.cpu_median * MS))  # fmt: skip
+    slow = bu.slowfs_env(base, big, 200, env)
+    if slow is not None:
+        say("timing a listing on a simulated slow shared filesystem (200 us per stat/open)")
+        t = bu.time_commands([("local", failed), ("slow", failed)], max(3, reps // 3), env, big)
+        t_slow = bu.time_commands([("slow", failed)], max(3, reps // 3), slow, big)
+        ms, local = t_slow["slow"].median * MS, t["local"].median * MS
+        out.append(Figure(f"ls --status failed, every stat/open +200 us ({total} runs)", ms, "ms",
+                          baseline_name="the same, local disk", baseline=local,
+                          ratio=ms / local, cpu=t_slow["slow"].cpu_median * MS))  # fmt: skip
+    out.append(Figure(f"ls sees a hand edit and an rsync among {total} runs", None, "",
+                      goal="both seen", met=bu.sees_changes_behind_its_back(as_json, big, env)))
+    return out
 
 
 # --- report --------------------------------------------------------------------------

@@ -81,21 +81,32 @@ def render(listing: Selection, fmt: str) -> None:
             found_text = shown[key] = output.cell(value)
         return found_text
 
+    # The common cells without a call: text as it is, integers and durations by value,
+    # params (one object per distinct value) by identity.
+    ints: dict[int, str] = {}
     durations: dict[float, str] = {}
     rows: list[tuple[str, ...]] = []
     tag_cells: list[str] = []
     tagged = False
-    for row, (status, replica, profile, params, count, duration, updated, tags) in listing.brief():
-        if type(duration) is float:
-            shown_duration = durations.get(duration)
-            if shown_duration is None:
-                shown_duration = durations[duration] = text(output.seconds(duration))
+    missing = query.MISSING
+    for row, (status, replica, profile, params, count, duration, updated, tags) in listing.brief(release=True):
+        if type(replica) is int:
+            replica = ints.get(replica) or ints.setdefault(replica, text(replica))
+        if type(count) is int:
+            count = ints.get(count) or ints.setdefault(count, text(count))
+        if type(duration) is float and duration:  # (0.0 and -0.0 are equal keys)
+            duration = durations.get(duration) or durations.setdefault(duration, text(output.seconds(duration)))
         else:
-            shown_duration = text(output.seconds(duration))
-        rows.append((row.ref, text(status), text(replica), text(profile), text(params),
-                     text(count), shown_duration, output.cell(_when(updated)),
-                     *(text(None if (v := get(row)) is query.MISSING else v) for get in getters)))  # fmt: skip
-        tagged = tagged or bool(tags)
+            duration = text(output.seconds(duration))
+        cells: tuple[str, ...] = (row.ref, status if type(status) is str else text(status), replica if type(replica) is str else text(replica),
+                 profile if type(profile) is str else text(profile), text(params),
+                 count if type(count) is str else text(count), duration,
+                 updated[:19].replace("T", " ") if type(updated) is str else output.cell(_when(updated)))  # fmt: skip
+        if getters:
+            cells += tuple(text(None if (v := get(row)) is missing else v) for get in getters)
+        rows.append(cells)
+        if tags:
+            tagged = True
         tag_cells.append(" ".join(map(str, tags)) if isinstance(tags, list) else "")
     if tagged:  # a tags column once some listed run has tags
         columns.append("tags")

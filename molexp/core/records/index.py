@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from molexp.core.model.names import is_valid_name
-from molexp.core.records.runs import RUN_FILE, load_record, validate_record
+from molexp.core.records.runs import RUN_FILE, STATUSES, load_record, validate_record
 from molexp.core.records.signatures import signature as _signature
 from molexp.core.records.signatures import signatures as _signatures
 from molexp.core.store import files as store
@@ -304,6 +304,7 @@ class Entry:
         )
 
 
+_SHARED = {status: status for status in STATUSES}
 _ATTRIBUTES = frozenset({"id", "project", "experiment", "created_at"})
 _COLUMNS = 4 + len(Rest._fields)  # of a tail
 _brief = operator.itemgetter(*(4 + Rest._fields.index(k) for k in BRIEF_REST))
@@ -517,6 +518,7 @@ def scan_experiment(
                     pass
                 else:
                     if signature == now[name]:
+                        status = _SHARED.get(status, status)  # one text per status
                         kept.append(line)
                         if wanted is None or status in wanted:
                             entries.append(Entry(

@@ -5,8 +5,9 @@ warm page cache a ``stat`` costs ~2.5 µs of kernel time and threads only add
 contention for the interpreter lock; on a cold cache (~50 µs: the run directory's
 block is read from disk) or over NFS (a round trip to the server, often more) each
 one waits, and waiting is what threads do well.  So the first few files of each
-directory are timed one by one, and when they were slow the rest are looked at by
-:data:`THREADS` threads at once.  Either way every file is ``stat``-ed, now.
+directory are timed one by one, and when they were slow the rest, and every later
+directory, are looked at by :data:`THREADS` threads at once.  Either way every file
+is ``stat``-ed, now.
 """
 
 from __future__ import annotations
@@ -45,14 +46,17 @@ def _some(dir_fd: int, paths: Sequence[str]) -> list[str | None]:
 def signatures(dir_fd: int, paths: Sequence[str]) -> list[str | None]:
     """:func:`signature` of each of ``paths`` (relative to ``dir_fd``; None for one
     that cannot be ``stat``-ed), in order."""
-    start = time.perf_counter()
-    out = _some(dir_fd, paths[:PROBE])
-    rest = paths[PROBE:]
-    if not rest:
-        return out
-    if (time.perf_counter() - start) / PROBE < SLOW_S:
-        return out + _some(dir_fd, rest)
     global _pool
+    if _pool is None:  # (once slow, the next directories are too: no probe)
+        start = time.perf_counter()
+        out = _some(dir_fd, paths[:PROBE])
+        rest = paths[PROBE:]
+        if not rest:
+            return out
+        if (time.perf_counter() - start) / PROBE < SLOW_S:
+            return out + _some(dir_fd, rest)
+    else:
+        out, rest = [], paths
     if _pool is None:
         from concurrent.futures import ThreadPoolExecutor
 

@@ -114,11 +114,21 @@ class Selection:
                 continue
             yield from self._one(row)
 
-    def brief(self) -> Iterator[tuple[Listed, Brief]]:
+    def brief(self, release: bool = False) -> Iterator[tuple[Listed, Brief]]:
         """Each row with what a table shows of it (:data:`BRIEF`), as its
-        ``summary()`` gives it.  Index entries are decoded a batch at a time (one
-        ``json.loads`` for many runs, and no results or metrics)."""
+        ``summary()`` gives it, a batch at a time (no results or metrics decoded,
+        each distinct text once).  ``release``: the rows are handed over and
+        :attr:`rows` is empty afterwards, each batch let go once taken (a table of
+        100,000 runs never holds all its entries and all its cells at once)."""
         rows = self.rows
+        if release:
+            self.rows = []
+            while rows:
+                chunk = rows[:_BATCH]
+                del rows[:_BATCH]
+                yield from zip(chunk, _briefs(chunk))
+                del chunk
+            return
         for start in range(0, len(rows), _BATCH):
             chunk = rows[start : start + _BATCH]
             yield from zip(chunk, _briefs(chunk))

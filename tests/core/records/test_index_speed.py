@@ -27,6 +27,7 @@ def test_slow_stats_are_made_by_threads_and_see_a_hand_edit(
 ) -> None:
     # Every stat counts as slow (a cold disk, NFS): after one probe, the others are
     # made by the thread pool, two at a time.
+    monkeypatch.setattr(signatures, "_pool", None)
     monkeypatch.setattr(signatures, "SLOW_S", 0.0)
     monkeypatch.setattr(signatures, "PROBE", 1)
     monkeypatch.setattr(signatures, "CHUNK", 2)
@@ -57,6 +58,7 @@ def test_signatures_keep_order_and_mark_what_cannot_be_stat_ed(
     for name in names:
         (tmp_path / name).write_text(name * (int(name[1:]) + 1))
     asked = [*names[:20], "missing", *names[20:]]
+    monkeypatch.setattr(signatures, "_pool", None)
     fd = os.open(tmp_path, os.O_RDONLY)
     try:
         plain = signatures.signatures(fd, asked)
