@@ -2,13 +2,15 @@
 streamed and saved output, signals.  Its argv is built by
 :mod:`molexp.core.execution.placeholders`.
 
-The command runs under a tiny supervisor process (``python -S``) that starts a
-new session, so the command and everything it spawns share one process group.
-The supervisor asks Linux for a parent-death signal: if molexp dies (even by
-``kill -9``), the supervisor takes the whole group down, so an interrupted
+The command is started by a supervisor (:mod:`molexp.core.execution.supervisor`,
+one long-lived process per thread of a batch) in a session of its own, so the
+command and everything it spawns share one process group; if molexp dies (even
+by ``kill -9``), the supervisor takes the whole group down, so an interrupted
 command never keeps running beside its retry.  After the command itself exits,
 the supervisor ends what it left behind in its group, so nothing outlives the
-attempt and the output pipes close.
+attempt and the output pipes close.  The calling thread streams both pipes to
+the logs (and the terminal) and learns the exit code from the supervisor, all
+in one ``poll`` loop: no thread per pipe.
 """
 
 from __future__ import annotations
@@ -16,8 +18,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -25,72 +25,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-KILL_GRACE = 5.0
+from molexp.core.execution.supervisor import Supervisor, SupervisorError, Supervisors
 
-_SUPERVISOR = r"""
-import os, sys, _signal as signal  # the C module: importing `signal` costs ~5 ms (enum)
-parent = int(sys.argv[1]); grace = float(sys.argv[2]); argv = sys.argv[3:]
-try:  # PR_SET_PDEATHSIG through the C module: importing `ctypes` costs ~10 ms
-    import _ctypes
-    _ctypes.call_function(_ctypes.dlsym(_ctypes.dlopen(None, 2), "prctl"), (1, signal.SIGTERM))
-except Exception:
-    try:
-        import ctypes
-        ctypes.CDLL(None).prctl(1, signal.SIGTERM)
-    except Exception:
-        pass
-def end_group(sig):
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    try:
-        os.killpg(0, sig)
-    except OSError:
-        pass
-def on_signal(sig, frame):
-    if os.getppid() != parent:  # molexp is gone: the command goes with it
-        end_group(signal.SIGTERM)
-        signal.signal(signal.SIGALRM, lambda s, f: end_group(signal.SIGKILL))
-        signal.setitimer(signal.ITIMER_REAL, grace)
-for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-    signal.signal(s, on_signal)
-for s in (signal.SIGUSR1, signal.SIGUSR2):  # relayed to the command, not fatal here
-    signal.signal(s, signal.SIG_IGN)
-if os.getppid() != parent:
-    os._exit(137)
-pid = os.fork()
-if pid == 0:
-    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE, signal.SIGUSR1, signal.SIGUSR2):
-        signal.signal(s, signal.SIG_DFL)
-    try:
-        os.execvp(argv[0], argv)
-    except OSError as exc:
-        sys.stderr.write("molexp: cannot execute %s: %s\n" % (argv[0], exc.strerror))
-        os._exit(127)
-def relay(sig, frame):
-    try:
-        os.kill(pid, sig)
-    except OSError:
-        pass
-for s in (signal.SIGUSR1, signal.SIGUSR2):
-    signal.signal(s, relay)
-while True:
-    try:
-        _, status = os.waitpid(pid, 0)
-        break
-    except ChildProcessError:
-        status = 0
-        break
-code = os.waitstatus_to_exitcode(status)
-end_group(signal.SIGTERM)  # what the command left running in its group
-os._exit(code if code >= 0 else 128 - code)
-"""
-
+DRAIN_GRACE = 10.0
+"""Seconds the pipes are still read after the command ended (a background process
+deaf to SIGTERM may hold them open); then the attempt ends without the rest."""
 
 @dataclass
 class CommandResult:
     exit_code: int
     signal: int | None  # SIGINT/SIGTERM received by molexp during the attempt
     duration: float
-    pid: int
+    pid: int  # the command's (its process group's id)
     log_errors: tuple[str, ...] = ()  # logs that could not be written whole (a full disk)
 
 
@@ -99,6 +45,7 @@ class SignalState:
 
     SIGUSR1/SIGUSR2 (a scheduler's warning before the walltime, ``--signal=B:USR1@120``)
     are relayed to each command and change nothing else: the run goes on.
+    It also holds the batch's :attr:`supervisors`, ended by :meth:`uninstall`.
     """
 
     def __init__(self) -> None:
@@ -107,6 +54,7 @@ class SignalState:
         self._groups: set[int] = set()
         self._lock = threading.Lock()
         self._previous: dict[int, Any] = {}
+        self.supervisors = Supervisors()
 
     def install(self) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -117,7 +65,7 @@ class SignalState:
             self._previous[sig] = signal.signal(sig, self._relay)
 
     def _relay(self, sig: int, frame: object) -> None:
-        """Pass ``sig`` to each command's supervisor, which hands it to the command."""
+        """Pass ``sig`` to each command (the leader of its group), not to its children."""
         with self._lock:
             groups = list(self._groups)
         for pgid in groups:
@@ -127,9 +75,11 @@ class SignalState:
                 pass
 
     def uninstall(self) -> None:
+        """Restore the signal handlers and end the batch's supervisors."""
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         self._previous.clear()
+        self.supervisors.close()
 
     def _handle(self, sig: int, frame: object) -> None:
         self.count += 1
@@ -210,24 +160,6 @@ def _write(fd: int, data: memoryview) -> int:
     return os.write(fd, data)
 
 
-def _pump(source: IO[bytes], log: AttemptLog, echo: IO[bytes] | None) -> None:
-    fd = source.fileno()
-    while True:
-        try:
-            chunk = os.read(fd, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        log.write(chunk)
-        if echo is not None:
-            try:
-                echo.write(chunk)
-                echo.flush()
-            except (OSError, ValueError):
-                echo = None
-
-
 def run_command(
     argv: Sequence[str],
     env: Mapping[str, str],
@@ -238,13 +170,12 @@ def run_command(
     echo_stdout: IO[bytes] | None,
     echo_stderr: IO[bytes] | None,
 ) -> CommandResult:
-    """Run ``argv`` under the supervisor, tee its output, wait for it.
+    """Run ``argv`` under a supervisor, tee its output, wait for it.
 
     A log that cannot be written (a full disk) does not stop the command: its
     output is drained and discarded, and the loss is in ``log_errors``.
     """
     started = time.monotonic()
-    sup = [sys.executable, "-S", "-E", "-c", _SUPERVISOR, str(os.getpid()), str(KILL_GRACE), *argv]
     out_log = AttemptLog(stdout_log)
     try:
         err_log = AttemptLog(stderr_log)
@@ -252,31 +183,35 @@ def run_command(
         out_log.close()
         raise
     try:
-        proc = subprocess.Popen(
-            sup,
-            cwd=cwd,
-            env=dict(env),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
-        signals.add(proc.pid)
-        assert proc.stdout is not None and proc.stderr is not None
-        pumps = [
-            threading.Thread(target=_pump, args=(proc.stdout, out_log, echo_stdout), daemon=True),
-            threading.Thread(target=_pump, args=(proc.stderr, err_log, echo_stderr), daemon=True),
-        ]
-        for t in pumps:
-            t.start()
+        supervisor = signals.supervisors.lend()
+        pid = 0
         try:
-            code = proc.wait()
+            out_r, out_w = os.pipe()
+            err_r, err_w = os.pipe()
+            try:
+                try:
+                    pid = supervisor.start(argv, env, cwd, out_w, err_w)
+                finally:
+                    os.close(out_w)
+                    os.close(err_w)
+                signals.add(pid)
+                try:
+                    code = _follow(supervisor, pid, {out_r: (out_log, echo_stdout),
+                                                     err_r: (err_log, echo_stderr)})  # fmt: skip
+                finally:
+                    signals.discard(pid)
+            finally:
+                os.close(out_r)
+                os.close(err_r)
+        except SupervisorError:
+            raise
+        except BaseException:
+            if pid and supervisor.usable:  # not followed to its end: ended here
+                _kill_group(pid)
+                supervisor.usable = False
+            raise
         finally:
-            signals.discard(proc.pid)
-        for t in pumps:
-            t.join(timeout=10)
-        proc.stdout.close()
-        proc.stderr.close()
+            signals.supervisors.give_back(supervisor)
     finally:
         out_log.close()
         err_log.close()
@@ -285,9 +220,71 @@ def run_command(
         exit_code=code,
         signal=signals.received,
         duration=time.monotonic() - started,
-        pid=proc.pid,
+        pid=pid,
         log_errors=problems,
     )
+
+
+def _follow(
+    supervisor: Supervisor, pid: int, pipes: dict[int, tuple[AttemptLog, IO[bytes] | None]]
+) -> int:
+    """Stream ``pipes`` (read end: its log and echo) until they close, and wait for
+    the command's exit code from ``supervisor``; return it.
+
+    A supervisor lost mid-attempt kills the command's group (it can no longer be
+    followed) and raises :class:`SupervisorError`.
+    """
+    import select
+
+    poller = select.poll()
+    for fd in pipes:
+        poller.register(fd, select.POLLIN)
+    poller.register(supervisor.fileno(), select.POLLIN)
+    echoes = {fd: echo for fd, (_, echo) in pipes.items()}
+    code: int | None = None
+    deadline = 0.0
+    while pipes or code is None:
+        timeout = None
+        if code is not None:
+            timeout = (deadline - time.monotonic()) * 1000
+            if timeout <= 0:
+                break  # something deaf to SIGTERM holds the pipes: stop reading them
+        for fd, _ in poller.poll(timeout):
+            if fd not in pipes:
+                if code is None:
+                    try:
+                        code = supervisor.exit_code()
+                    except SupervisorError:
+                        _kill_group(pid)
+                        raise
+                    poller.unregister(fd)
+                    deadline = time.monotonic() + DRAIN_GRACE
+                continue
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                poller.unregister(fd)
+                del pipes[fd]
+                continue
+            pipes[fd][0].write(chunk)
+            echo = echoes[fd]
+            if echo is not None:
+                try:
+                    echo.write(chunk)
+                    echo.flush()
+                except (OSError, ValueError):
+                    echoes[fd] = None
+    assert code is not None
+    return code
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except OSError:
+        pass
 
 
 def write_json_file(path: Path, data: Any, root: Path) -> None:
