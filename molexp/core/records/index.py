@@ -305,6 +305,7 @@ class Entry:
 
 
 _SHARED = {status: status for status in STATUSES}
+_by_id = operator.attrgetter("id")
 _ATTRIBUTES = frozenset({"id", "project", "experiment", "created_at"})
 _COLUMNS = 4 + len(Rest._fields)  # of a tail
 _brief = operator.itemgetter(*(4 + Rest._fields.index(k) for k in BRIEF_REST))
@@ -507,26 +508,29 @@ def scan_experiment(
         suffix = "/" + RUN_FILE
         names = [name for name in sorted(os.listdir(dir_fd)) if name[0] != "."]
         known = [name for name in names if name in old]  # every one stat-ed, now
-        now = dict(zip(known, _signatures(dir_fd, [name + suffix for name in known])))
+        sigs = _signatures(dir_fd, [name + suffix for name in known])
+        # New runs, then stale entries: read (in run-id order, as entries are).
+        unread = [] if len(known) == len(names) else [n for n in names if n not in old]
         take, entries = old.pop, out.entries
-        for name in names:
-            line = take(name, None)
-            if line is not None:
-                try:
-                    _, signature, status, created, tail = line.split("\t", 4)
-                except ValueError:
-                    pass
-                else:
-                    if signature == now[name]:
-                        status = _SHARED.get(status, status)  # one text per status
-                        kept.append(line)
-                        if wanted is None or status in wanted:
-                            entries.append(Entry(
-                                name, status, created, tail, values, project, experiment,
-                                runs_dir, signature,
-                            ))  # fmt: skip
-                        continue
-                changed = True  # a stale entry: dropped, or replaced below
+        for name, now in zip(known, sigs):
+            line = take(name)
+            try:
+                _, signature, status, created, tail = line.split("\t", 4)
+            except ValueError:
+                signature = None
+            if signature is not None and signature == now:
+                status = _SHARED.get(status, status)  # one text per status
+                kept.append(line)
+                if wanted is None or status in wanted:
+                    entries.append(Entry(
+                        name, status, created, tail, values, project, experiment,
+                        runs_dir, signature,
+                    ))  # fmt: skip
+                continue
+            changed = True  # a stale entry: dropped, or replaced below
+            unread.append(name)
+        indexed = len(entries)
+        for name in sorted(unread):
             record_path = runs_dir / name / RUN_FILE
             try:
                 st, record = _read(dir_fd, name, record_path)
@@ -557,6 +561,8 @@ def scan_experiment(
                 # (a too recent record is read again next time)
                 kept.append("\t".join((name, _signature(st), status, str(created_at), tail)))
                 changed = True
+        if 0 < indexed < len(entries):  # entries in run-id order
+            entries.sort(key=_by_id)
         if old:
             changed = True  # runs removed since the index was written
         if path is not None and changed and refresh:
