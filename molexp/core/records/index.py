@@ -412,7 +412,22 @@ class _Values:
 
 
 # One encoder for every column (json.dumps with options builds a new one per call).
-_compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def _compact(value: Any) -> str:
+    """``json.dumps(value, ensure_ascii=False, separators=(",", ":"))``; the values
+    most columns hold (null, integers, plain ASCII text) without the encoder, which
+    builds a new C encoder for every value that is not text."""
+    if value is None:
+        return "null"
+    kind = type(value)
+    if kind is int:
+        return str(value)
+    if kind is str and value.isascii() and value.isprintable() and '"' not in value:
+        if "\\" not in value:
+            return f'"{value}"'
+    return _encode(value)
 
 
 def _tail(record: dict[str, Any], table: _Values) -> str:

@@ -4,10 +4,13 @@ changed behind molexp's back."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from molexp.core.records import index, index_build, signatures
 from molexp.core.records.workspace import Workspace
@@ -140,3 +143,16 @@ def test_a_forged_table_column_is_reported_as_the_summary_reports_it(
     good = scanned.entries[1]
     good._tail = good._tail.replace('"20', '"\\u00320', 1)  # an escaped time stamp: decoded
     assert listing._briefs([good]) == [listing._brief_of(good)]
+
+
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+        max_leaves=8,
+    )
+)
+@settings(max_examples=300, deadline=None)
+def test_index_columns_are_encoded_as_json_dumps_encodes_them(value: object) -> None:
+    expected = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    assert index._compact(value) == expected
