@@ -41,12 +41,7 @@ from molexp.core.records.runs import ACTIVE, Run, ensure_run, observe
 from molexp.core.records.workspace import Experiment
 from molexp.core.store import files as store
 from molexp.core.store import lock as locks
-from molexp.errors import (
-    MolexpError,
-    RunLockedError,
-    UsageError,
-    WorkspaceError,
-)
+from molexp.errors import MolexpError, RunLockedError, UsageError, WorkspaceError
 
 if TYPE_CHECKING:
     # Process handling is imported when an attempt runs, not for a no-op `run`.
@@ -542,6 +537,7 @@ def _queue_entry_gone(run: Run, options: RunOptions) -> bool:
 def _attempt(run: Run, options: RunOptions, signals: SignalState) -> Outcome:
     from molexp.core.execution.execute import run_command
 
+    signals.supervisors.prepare()  # (a new one starts up while the attempt opens)
     attempt = open_attempt(run, options)
     n = int(attempt["n"])
     attempt_dir = run.attempt_dir(n)
