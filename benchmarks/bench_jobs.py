@@ -11,7 +11,14 @@ Times (median of --repeat runs, each a fresh `molexp` process):
   ``(wall - noop - 2 s) / 2``;
 * ``sleep 1, --jobs 8``: the same, all at once (ideal 1 s).
 
+With ``--points N`` it measures issue 17's figure instead, the overhead per executed
+run (:func:`per_run`): a grid of N new points of ``true`` with ``--jobs 1``, its wall
+time divided by N, round by round beside a shell loop of N ``sh -c true`` and,
+with ``--baseline MOLEXP`` (another install's ``molexp``, such as the previous
+commit's), the same grid run by that molexp.
+
     python benchmarks/bench_jobs.py [--repeat 5] [--json]
+    python benchmarks/bench_jobs.py --points 1000 --repeat 5 [--baseline /old/.venv/bin/molexp]
 """
 
 from __future__ import annotations
@@ -24,7 +31,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 RUNS = 8
 GRID = "n=" + ",".join(str(i) for i in range(1, RUNS + 1))
@@ -42,6 +51,60 @@ def molexp(*args: str, cwd: Path) -> float:
     return elapsed
 
 
+def per_run(
+    molexps: dict[str, list[str]],
+    ws: Path,
+    env: dict[str, str],
+    points: int,
+    rounds: int,
+    say: Callable[[str], None] = lambda _: None,
+) -> dict[str, Any]:
+    """Milliseconds per executed run: each molexp of ``molexps`` (name: argv) runs a
+    grid of ``points`` new points of ``true`` with ``--jobs 1`` in workspace ``ws``,
+    interleaved round by round with a shell loop of ``points`` ``sh -c true``.
+
+    Returns, per name and for ``"sh -c true"``, the median wall and CPU milliseconds
+    per run (the wall time of the whole invocation divided by ``points``: start-up,
+    planning and every run's records, supervisor and logs), and the load averages.
+    """
+    import resource
+
+    stamp = time.strftime("%H%M%S")
+    for name, mx in molexps.items():
+        exp = f"bench/per-run-{name}-{stamp}"
+        subprocess.run([*mx, "-w", str(ws), "experiment", "create", exp, "--param", "n=0",
+                        "--command", "true"], env=env, check=True, capture_output=True)  # fmt: skip
+    loop = f"i=0; while [ $i -lt {points} ]; do sh -c true; i=$((i+1)); done"
+    wall: dict[str, list[float]] = {name: [] for name in [*molexps, "sh -c true"]}
+    cpu: dict[str, list[float]] = {name: [] for name in wall}
+    load_start = os.getloadavg()
+    for r in range(rounds):
+        grid = "n=" + ",".join(str(r * points + i + 1) for i in range(points))
+        for name in wall:
+            argv = (["sh", "-c", loop] if name == "sh -c true" else
+                    [*molexps[name], "-w", str(ws), "run", f"bench/per-run-{name}-{stamp}",
+                     "--grid", grid, "--jobs", "1"])  # fmt: skip
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            started = time.perf_counter()
+            subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)  # fmt: skip
+            elapsed = time.perf_counter() - started
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            used = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+            wall[name].append(1000 * elapsed / points)
+            cpu[name].append(1000 * used / points)
+            say(f"  round {r + 1}/{rounds}: {name}: {wall[name][-1]:.2f} ms per run")
+    return {
+        "points": points,
+        "rounds": rounds,
+        "loadavg_start": load_start,
+        "loadavg_end": os.getloadavg(),
+        "wall_ms": {k: statistics.median(v) for k, v in wall.items()},
+        "cpu_ms": {k: statistics.median(v) for k, v in cpu.items()},
+        "samples_ms": wall,
+    }
+
+
 def median_of(repeat: int, *args: str, cwd: Path) -> float:
     return statistics.median(molexp(*args, cwd=cwd) for _ in range(repeat))
 
@@ -50,7 +113,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5, help="runs per figure (median)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--points", type=int, default=0,
+                        help="measure the overhead per executed run over a grid of N points")  # fmt: skip
+    parser.add_argument("--baseline", metavar="MOLEXP", help="another molexp to time beside this one")
     args = parser.parse_args()
+    if args.points:
+        main_per_run(args)
+        return
 
     with tempfile.TemporaryDirectory(prefix="molexp-bench-") as tmp:
         ws = Path(tmp) / "ws"
@@ -100,6 +169,40 @@ def main() -> None:
     print(
         f"  goal: {RUNS} x sleep 1 with --jobs 4 under 2.5 s: {'met' if jobs4 < 2.5 else 'MISSED'}"
     )
+
+
+def main_per_run(args: argparse.Namespace) -> None:
+    """``--points N``: issue 17's overhead per executed run (see :func:`per_run`)."""
+    exe = Path(sys.executable).parent / "molexp"
+    molexps = {"this": [str(exe)] if exe.exists() else [sys.executable, "-m", "molexp"]}
+    if args.baseline:
+        molexps["baseline"] = [args.baseline]
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import _bench_util as bu
+
+    env = bu.child_env(Path(tempfile.gettempdir()) / "molexp-bench" / "pycache")
+    with tempfile.TemporaryDirectory(prefix="molexp-bench-") as tmp:
+        ws = Path(tmp) / "ws"
+        subprocess.run([*molexps["this"], "init", str(ws), "--name", "bench"], env=env,
+                       check=True, capture_output=True)  # fmt: skip
+        subprocess.run([*molexps["this"], "-w", str(ws), "project", "create", "bench"], env=env,
+                       check=True, capture_output=True)  # fmt: skip
+        say = (lambda _: None) if args.json else print
+        figures = per_run(molexps, ws, env, args.points, args.repeat, say)
+    if args.json:
+        print(json.dumps(figures, indent=2))
+        return
+    load = ", ".join(f"{x:.2f}" for x in figures["loadavg_start"])
+    end = ", ".join(f"{x:.2f}" for x in figures["loadavg_end"])
+    print(f"{args.points}-point grid of true, --jobs 1; medians of {args.repeat} rounds "
+          f"(load average {load} at the start, {end} at the end)")  # fmt: skip
+    shell = figures["wall_ms"]["sh -c true"]
+    for name in figures["wall_ms"]:
+        ms, cpu = figures["wall_ms"][name], figures["cpu_ms"][name]
+        print(f"  {name:12s} {ms:7.2f} ms per run (CPU {cpu:6.2f} ms)  {ms / shell:6.1f}x sh -c true")
+    if "baseline" in figures["wall_ms"]:
+        ratio = figures["wall_ms"]["this"] / figures["wall_ms"]["baseline"]
+        print(f"  this / baseline: {ratio:.2f}")
 
 
 if __name__ == "__main__":

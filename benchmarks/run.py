@@ -250,6 +250,29 @@ print(json.dumps({"real": real, "no_fsync": free}))
 # --- measuring -----------------------------------------------------------------------
 
 
+def per_run_rows(
+    base: Path, mx: list[str], env: dict[str, str], reps: int, points: int
+) -> list[Figure]:
+    """Issue 17's overhead per executed run: a grid of ``points`` new points of
+    `true` with ``--jobs 1`` (wall time / points), beside a shell loop of
+    ``points`` ``sh -c true`` (benchmarks/bench_jobs.py, ``per_run``), in a
+    workspace of its own (``ws-per-run``: every round adds ``points`` runs)."""
+    import bench_jobs
+
+    ws = base / "ws-per-run"
+    if not (ws / "workspace.yaml").exists():
+        run_checked([*mx, "init", str(ws), "--name", "per-run"], env, base)
+        run_checked([*mx, "-w", str(ws), "project", "create", "bench"], env, base)
+    say(f"timing the overhead per executed run ({points}-point grids, {reps} rounds)")
+    got = bench_jobs.per_run({"molexp": mx}, ws, env, points, reps)
+    ms, sh = got["wall_ms"]["molexp"], got["wall_ms"]["sh -c true"]
+    return [Figure(
+        f"overhead per executed run ({points}-point grid of true, --jobs 1)", ms, "ms",
+        baseline_name="sh -c true, in a shell loop", baseline=sh, ratio=ms / sh,
+        goal="<= 5 ms", met=ms <= 5, cpu=got["cpu_ms"]["molexp"],
+    )]  # fmt: skip
+
+
 def figures(args: argparse.Namespace) -> tuple[list[Figure], dict[str, Any]]:
     base = Path(args.dir).absolute()
     base.mkdir(parents=True, exist_ok=True)
@@ -326,6 +349,8 @@ def figures(args: argparse.Namespace) -> tuple[list[Figure], dict[str, Any]]:
             baseline=t["true"].median * MS, goal="< 100 ms", met=over < 100,
             cpu=t["run"].cpu_median * MS,
         ))  # fmt: skip
+
+    out.extend(per_run_rows(base, mx, env, reps, 100 if args.quick else 1000))
 
     # 3. Scale: listing `total` runs (the index is built by the warm-up round).
     say(f"timing listings of {total} runs ({reps} rounds)")

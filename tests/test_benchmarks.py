@@ -29,6 +29,7 @@ def test_the_quick_benchmark_runs_and_reports_every_figure(tmp_path: Path) -> No
         "molexp show RUN --json",
         "molexp run (no-op, succeeded)",
         "molexp run -- true: overhead",
+        "overhead per executed run (100-point grid of true, --jobs 1)",
         "ls --status failed --format json (2000 runs)",
         "ls --format ids (2000 runs)",
         "peak memory: ls --format ids",
