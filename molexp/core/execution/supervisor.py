@@ -7,9 +7,9 @@ group never reaches it) with a Linux parent-death signal, and for each command:
 
 1. receives the argv, environment and working directory, and the write ends of
    the command's stdout and stderr pipes (passed over a Unix socket);
-2. forks; the child starts a session of its own (so the command and everything it
-   spawns share one process group, whose id is the command's pid) and executes
-   the command; the supervisor answers with the pid once the group exists;
+2. starts the command (``posix_spawn``, no copy of itself) in a session of its own,
+   so the command and everything it spawns share one process group, whose id is
+   the command's pid; answers with the pid once the group exists;
 3. waits for the command, ends what it left running in its group, and answers
    with its exit code.  The command stays an unreaped zombie until the next
    request (or the supervisor's end), so its pid, which molexp uses to signal
@@ -92,21 +92,18 @@ def receive():
             return None, fds
         data += more
     return marshal.loads(data[4:]), fds
-while True:
-    request, fds = receive()
-    if zombie:
-        os.waitpid(zombie, 0)
-        zombie = 0
-    if request is None:
-        break
-    argv, env, cwd = request
-    out, err = fds
-    try:
-        os.chdir(cwd)
-    except OSError as exc:
-        os.close(out); os.close(err)
-        send("error", exc.errno, exc.strerror)
-        continue
+def spawn(argv, env, out, err):  # the command's pid; its session exists on return
+    name = argv[0]
+    found = [name] if b"/" in name else [
+        os.path.join(os.fsencode(d), name) for d in os.get_exec_path(env)]
+    for path in found:  # as execvpe searches (the command's own PATH)
+        if os.access(path, os.X_OK) and not os.path.isdir(path):
+            try:  # ~0.5 ms: no copy of this process, unlike fork (~3 ms)
+                return os.posix_spawn(path, argv, env, setsid=True, setsigdef=RESET,
+                    file_actions=[(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                                  (os.POSIX_SPAWN_DUP2, out, 1), (os.POSIX_SPAWN_DUP2, err, 2)])
+            except (OSError, NotImplementedError):
+                break  # fork, which says why on the command's stderr
     ready_r, ready_w = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -116,17 +113,33 @@ while True:
                 signal.signal(s, signal.SIG_DFL)
             null = os.open(os.devnull, os.O_RDONLY)
             os.dup2(null, 0); os.dup2(out, 1); os.dup2(err, 2)
-            for fd in {null, out, err} - {0, 1, 2}:
-                os.close(fd)
-            os.execvpe(argv[0], argv, env)
+            os.execvpe(name, argv, env)
         except OSError as exc:
-            name = os.fsdecode(argv[0])
-            os.write(2, ("molexp: cannot execute %s: %s\n" % (name, exc.strerror)).encode(errors="replace"))
+            os.write(2, ("molexp: cannot execute %s: %s\n" % (os.fsdecode(name), exc.strerror)).encode(errors="replace"))
         os._exit(127)
-    child = pid
-    os.close(ready_w); os.close(out); os.close(err)
+    os.close(ready_w)
     os.read(ready_r, 1)  # EOF once the command runs (its session exists) or has failed
     os.close(ready_r)
+    return pid
+while True:
+    request, fds = receive()
+    if zombie:
+        os.waitpid(zombie, 0)
+        zombie = 0
+    if request is None:
+        break
+    argv, env, cwd = request
+    out, err = fds
+    os.set_inheritable(out, False); os.set_inheritable(err, False)  # (their dup2 copies are)
+    try:
+        os.chdir(cwd)
+    except OSError as exc:
+        os.close(out); os.close(err)
+        send("error", exc.errno, exc.strerror)
+        continue
+    pid = spawn(argv, env, out, err)
+    child = pid
+    os.close(out); os.close(err)
     send("started", pid)
     while True:
         try:

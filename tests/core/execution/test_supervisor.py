@@ -43,6 +43,21 @@ def test_exit_codes_output_and_a_command_killed_by_a_signal(tmp_path: Path) -> N
     assert code == 127 and "molexp: cannot execute no-such-command-here" in err
 
 
+def test_commands_are_found_on_their_own_path_or_said_why_not(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "hello").write_text("#!/bin/sh\necho hello from $0\n")
+    (bin_dir / "no-shebang").write_text("echo hi\n")
+    for name in ("hello", "no-shebang"):
+        (bin_dir / name).chmod(0o755)
+    path = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
+    code, out, _ = _run(tmp_path, ["hello"], PATH=path)  # the command's PATH, not molexp's
+    assert (code, out) == (0, f"hello from {bin_dir / 'hello'}\n")
+    assert _run(tmp_path, ["./bin/hello"])[:2] == (0, "hello from ./bin/hello\n")
+    code, _, err = _run(tmp_path, ["no-shebang"], PATH=path)
+    assert code == 127 and "molexp: cannot execute no-shebang: Exec format error" in err
+
+
 def test_the_command_gets_its_environment_devnull_and_no_other_descriptor(tmp_path: Path) -> None:
     code, out, _ = _run(
         tmp_path,
