@@ -350,7 +350,10 @@ def test_an_experiment_removed_while_it_runs_goes_whole(workspace: Path, cli: Cl
             assert not ended, "refused after the runner ended"
             refused += 1
             for run_dir in (workspace / "projects/P/experiments/E/runs").glob("*"):
-                assert (run_dir / "run.json").exists()  # untouched: every run still whole
+                # untouched: every run still whole (or being created: its record's
+                # temporary file comes first, then the record)
+                names = [p.name for p in run_dir.iterdir()]
+                assert all(n.startswith(".tmp-") for n in names) or (run_dir / "run.json").exists()
     finally:
         _, err = runner.communicate(timeout=120)
     print(f"\nrm refused {refused} time(s) before it took the experiment")
