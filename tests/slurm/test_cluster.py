@@ -183,7 +183,7 @@ def test_usr1_reaches_the_command_and_the_run_goes_on(
         time.sleep(0.1)
     subprocess.run(["scancel", "-s", "USR1", "-b", queued["scheduler_job_id"]], check=True)
     (rec,) = slurm.wait_for(ref, lambda rs: rs[0]["status"] != "running")
-    assert rec["status"] == "succeeded" and rec["attempts"][0]["exit_code"] == 0
+    assert rec["status"] == "succeeded" and rec["attempts"][0]["exit_code"] == 0, rec["attempts"]
     assert (run_dir / "attempts/1/stdout.log").read_text() == "ready\ngot USR1\n"
 
 
@@ -293,7 +293,11 @@ def test_percent_in_the_workspace_path_and_values_with_quotes(
     ).stdout  # fmt: skip
     assert shown.strip() == comment  # sbatch read the value whole
     (rec,) = slurm.wait_for(ref, lambda rs: rs[0]["status"] == "succeeded", timeout=60)
-    assert Path(rec["attempts"][0]["submission"]["output"]).read_text().count("run-task") == 1
+    output = Path(rec["attempts"][0]["submission"]["output"])
+    deadline = time.monotonic() + 30  # the task's line follows its record (and its cleanup)
+    while "run-task" not in (text := output.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert text.count("run-task") == 1, text
 
 
 def test_a_controller_that_is_down_costs_ls_a_second_not_18(
