@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from molexp.core.model import identity
 from molexp.core.records import annotations as annotation
 from molexp.core.store import files as store
-from molexp.errors import CorruptRecordError, NotFoundError, UsageError
+from molexp.errors import CorruptRecordError, MolexpError, NotFoundError, UsageError
 
 if TYPE_CHECKING:
     from molexp.core.records.plan import RunSpec
@@ -199,12 +199,19 @@ def observe(record: dict[str, Any], run_dir: Path) -> tuple[str, str | None]:
 
     lock = read_lock(run_dir)
     if lock is None:
+        path = run_dir / RUN_FILE
         try:
-            fresh = store.read_json_record(run_dir / RUN_FILE, "run")
-        except (FileNotFoundError, CorruptRecordError):
+            fresh = store.read_json_record(path, "run")
+            if fresh.get("status") != "running":
+                validate_record(fresh, path, str(record.get("project")), str(record.get("experiment")))
+        except (FileNotFoundError, MolexpError):
             return status, None
         if fresh.get("status") != "running":
-            return str(fresh.get("status")), None
+            # It ended since the caller read it: the caller gets the record as it is
+            # now, so a listing never shows one version's status with another's attempts.
+            record.clear()
+            record.update(fresh)
+            return str(fresh["status"]), None
         if executor == "slurm":
             return status, None  # the scheduler decides; see molexp.core.slurm.reconcile
         return "interrupted", "its process is gone (no lock held)"
