@@ -18,6 +18,7 @@ demo: $(BIN)/molexp
 
 test: $(BIN)/molexp
 	$(BIN)/ruff check molexp tests benchmarks
+	$(BIN)/ruff format --check molexp tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q --cov=molexp --cov-report=term:skip-covered --cov-fail-under=90

@@ -115,7 +115,9 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument("--points", type=int, default=0,
                         help="measure the overhead per executed run over a grid of N points")  # fmt: skip
-    parser.add_argument("--baseline", metavar="MOLEXP", help="another molexp to time beside this one")
+    parser.add_argument(
+        "--baseline", metavar="MOLEXP", help="another molexp to time beside this one"
+    )
     args = parser.parse_args()
     if args.points:
         main_per_run(args)
@@ -199,7 +201,9 @@ def main_per_run(args: argparse.Namespace) -> None:
     shell = figures["wall_ms"]["sh -c true"]
     for name in figures["wall_ms"]:
         ms, cpu = figures["wall_ms"][name], figures["cpu_ms"][name]
-        print(f"  {name:12s} {ms:7.2f} ms per run (CPU {cpu:6.2f} ms)  {ms / shell:6.1f}x sh -c true")
+        print(
+            f"  {name:12s} {ms:7.2f} ms per run (CPU {cpu:6.2f} ms)  {ms / shell:6.1f}x sh -c true"
+        )
     if "baseline" in figures["wall_ms"]:
         ratio = figures["wall_ms"]["this"] / figures["wall_ms"]["baseline"]
         print(f"  this / baseline: {ratio:.2f}")

@@ -155,9 +155,13 @@ def log_cost(calls: int, rounds: int) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dir", default=os.environ.get("MOLEXP_BENCH_QUERY_DIR", "/tmp/molexp-bench-query"))
+    parser.add_argument(
+        "--dir", default=os.environ.get("MOLEXP_BENCH_QUERY_DIR", "/tmp/molexp-bench-query")
+    )
     parser.add_argument("--quick", action="store_true", help="5,000 runs, 2,000 to aggregate")
-    parser.add_argument("--reps", type=int, default=0, help="rounds per figure (default 7; quick 3)")
+    parser.add_argument(
+        "--reps", type=int, default=0, help="rounds per figure (default 7; quick 3)"
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument("--no-goals", action="store_true", help="exit 0 even when a goal is missed")
     args = parser.parse_args(argv)
@@ -218,8 +222,12 @@ def main(argv: list[str] | None = None) -> int:
     figures.append({"name": f"ctx.log per call (amortised, {calls} calls)", "us": us,
                     "baseline_us": cost["dumps"] * 1e6, "baseline": "json.dumps + write",
                     "ratio": cost["log"] / cost["dumps"], "goal": "< 5 us", "met": us < 5})  # fmt: skip
-    figures.append({"name": "bare append of a pre-formatted line (% format + write)",
-                    "us": cost["format"] * 1e6})
+    figures.append(
+        {
+            "name": "bare append of a pre-formatted line (% format + write)",
+            "us": cost["format"] * 1e6,
+        }
+    )
     if args.json:
         print(json.dumps({"reps": reps, "loadavg": os.getloadavg(), "figures": figures}, indent=2))
     else:
@@ -230,8 +238,10 @@ def main(argv: list[str] | None = None) -> int:
             ratio = f"{f['ratio']:.2f}x" if "ratio" in f else ""
             cpu = f"{f['cpu_ratio']:.2f}x" if "cpu_ratio" in f else ""
             met = {None: "", True: "yes", False: "NO"}[f.get("met")]
-            print(f"{f['name']:<62} {value:>10}  {base_v:>10}  {ratio:>6}  {cpu:>6}  "
-                  f"{f.get('goal', ''):>10}  {met}")
+            print(
+                f"{f['name']:<62} {value:>10}  {base_v:>10}  {ratio:>6}  {cpu:>6}  "
+                f"{f.get('goal', ''):>10}  {met}"
+            )
         load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
         print(f"\nmedians of {reps} rounds; load average now {load}")
     return 0 if args.no_goals or all(f.get("met", True) for f in figures) else 1

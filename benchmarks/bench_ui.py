@@ -58,7 +58,9 @@ class Server:
         assert self.proc.stdout is not None
         self.url = self.proc.stdout.readline().strip()
         if not self.url:
-            raise RuntimeError(f"molexp ui did not start: {self.proc.stderr.read() if self.proc.stderr else ''}")
+            raise RuntimeError(
+                f"molexp ui did not start: {self.proc.stderr.read() if self.proc.stderr else ''}"
+            )
         self.port = int(self.url.rsplit(":", 1)[1].strip("/"))
         self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=600)
 
@@ -146,7 +148,17 @@ def main() -> int:
         all_rows = f"/api/runs?ref={ref}&limit=100000"
         body = json.loads(server.get(all_rows))  # warm: builds or refreshes the index
         assert body["total"] == runs, body["total"]
-        ls_argv = [sys.executable, "-m", "molexp", "-w", str(table_ws), "ls", ref, "--format", "json"]
+        ls_argv = [
+            sys.executable,
+            "-m",
+            "molexp",
+            "-w",
+            str(table_ws),
+            "ls",
+            ref,
+            "--format",
+            "json",
+        ]
         subprocess.run(ls_argv, env=env, stdout=subprocess.DEVNULL, check=True)
         api, ls, page, exp = [], [], [], []
         for _ in range(args.reps):
@@ -191,7 +203,9 @@ def main() -> int:
         server = Server(big, env)
         try:
             start = server.memory()
-            run_id = json.loads(server.get(f"/api/runs?ref={bu.PROJECT}/e050&limit=1"))["rows"][0]["id"]
+            run_id = json.loads(server.get(f"/api/runs?ref={bu.PROJECT}/e050&limit=1"))["rows"][0][
+                "id"
+            ]
             for path in ("/", "/api/workspace", "/api/runs", "/api/runs?offset=99900",
                          f"/api/runs?ref={bu.PROJECT}/e050&sort=-results.final_loss",
                          "/api/runs?sort=-results.final_loss",

@@ -454,8 +454,13 @@ def figures(args: argparse.Namespace) -> tuple[list[Figure], dict[str, Any]]:
 
 
 def listing_figures(
-    base: Path, big: Path, mx: list[str], env: dict[str, str], reps: int,
-    signac_root: Path | None, total: int,
+    base: Path,
+    big: Path,
+    mx: list[str],
+    env: dict[str, str],
+    reps: int,
+    signac_root: Path | None,
+    total: int,
 ) -> list[Figure]:
     """Issue #17's listing rows: a table, every record as JSON, a cold page cache, a
     rebuilt index, a slow shared filesystem; each beside its reference."""
@@ -466,8 +471,10 @@ def listing_figures(
     say(f"timing the listings of issue #17 ({reps} rounds)")
     t = bu.time_commands([("ids", ids), ("table", table), ("json", as_json)], reps, env, big)
     ref = t["ids"].median * MS
-    for key, label, goal, limit in (("table", "ls (a table), warm", "<= 600 ms", 600),
-                                    ("json", "ls --format json, warm", "<= 2000 ms", 2000)):
+    for key, label, goal, limit in (
+        ("table", "ls (a table), warm", "<= 600 ms", 600),
+        ("json", "ls --format json, warm", "<= 2000 ms", 2000),
+    ):
         ms = t[key].median * MS
         out.append(Figure(f"{label} ({total} runs)", ms, "ms", baseline_name="ls --format ids",
                           baseline=ref, ratio=ms / ref, goal=goal, met=ms <= limit,
@@ -503,8 +510,15 @@ def listing_figures(
         out.append(Figure(f"ls --status failed, every stat/open +200 us ({total} runs)", ms, "ms",
                           baseline_name="the same, local disk", baseline=local,
                           ratio=ms / local, cpu=t_slow["slow"].cpu_median * MS))  # fmt: skip
-    out.append(Figure(f"ls sees a hand edit and an rsync among {total} runs", None, "",
-                      goal="both seen", met=bu.sees_changes_behind_its_back(as_json, big, env)))
+    out.append(
+        Figure(
+            f"ls sees a hand edit and an rsync among {total} runs",
+            None,
+            "",
+            goal="both seen",
+            met=bu.sees_changes_behind_its_back(as_json, big, env),
+        )
+    )
     return out
 
 

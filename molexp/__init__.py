@@ -1,9 +1,9 @@
 """molexp: an honest, on-disk record of parameterised runs.
 
-    import molexp as mx
-    ws = mx.Workspace("./lab")
-    exp = ws.project("qm9").experiment("baseline", params={"lr": 1e-3}, replicas=3)
-    run = exp.run_for(replica=0, profile="smoke")
+import molexp as mx
+ws = mx.Workspace("./lab")
+exp = ws.project("qm9").experiment("baseline", params={"lr": 1e-3}, replicas=3)
+run = exp.run_for(replica=0, profile="smoke")
 """
 
 from __future__ import annotations

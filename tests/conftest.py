@@ -82,13 +82,18 @@ def molexp_exe() -> list[str]:
     return [sys.executable, "-m", "molexp"]
 
 
-def run_molexp(*args: str, cwd: Path, env: dict[str, str] | None = None,
-               timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_molexp(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """molexp as a real subprocess (for signals, concurrency, processes)."""
     full_env = dict(os.environ)
     full_env.update(env or {})
     return subprocess.run(
-        [*molexp_exe(), *args], cwd=cwd, env=full_env, capture_output=True, text=True,
+        [*molexp_exe(), *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
         timeout=timeout,
     )
 

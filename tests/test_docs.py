@@ -15,9 +15,20 @@ from tests.conftest import ROOT
 def generated_reference() -> str:
     typer_exe = Path(sys.executable).parent / "typer"
     proc = subprocess.run(
-        [str(typer_exe), "molexp.cli.main", "utils", "docs", "--name", "molexp",
-         "--title", "molexp command reference"],
-        capture_output=True, text=True, check=True, cwd=ROOT,
+        [
+            str(typer_exe),
+            "molexp.cli.main",
+            "utils",
+            "docs",
+            "--name",
+            "molexp",
+            "--title",
+            "molexp command reference",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
         env={"PATH": "/usr/bin:/bin", "COLUMNS": "100", "NO_COLOR": "1"},
     )
     return proc.stdout
@@ -25,9 +36,7 @@ def generated_reference() -> str:
 
 def test_cli_reference_is_current() -> None:
     current = (ROOT / "docs" / "cli.md").read_text()
-    assert generated_reference().strip() == current.strip(), (
-        "docs/cli.md is stale: run `make docs`"
-    )
+    assert generated_reference().strip() == current.strip(), "docs/cli.md is stale: run `make docs`"
 
 
 def _commands(group: typer.core.TyperGroup, prefix: str = "") -> list[tuple[str, object]]:

@@ -25,7 +25,6 @@ from molexp.errors import UsageError
 RESULTS_LOCK = ".results.lock"
 
 
-
 class RunContext(RunEnv):
     """The run this process was launched for (SPEC §12), with the calls a command makes."""
 
@@ -144,9 +143,7 @@ def _encoder() -> Callable[[Any], str]:
     make_encoder = getattr(std, "c_make_encoder", None)
     if make_encoder is None:  # pragma: no cover - CPython has the C encoder
         return json.JSONEncoder(separators=(",", ":")).encode
-    make = make_encoder(
-        None, None, std.encode_basestring_ascii, None, ":", ",", False, False, True
-    )
+    make = make_encoder(None, None, std.encode_basestring_ascii, None, ":", ",", False, False, True)
     return lambda value: "".join(make(value, 0))
 
 

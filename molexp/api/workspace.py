@@ -78,9 +78,7 @@ class Experiment(model.Experiment):
                     raise
                 problems.append(exc)
                 if errors == "warn":
-                    warnings.warn(
-                        f"{exc.message} (skipped)", UnreadableRecordWarning, stacklevel=2
-                    )
+                    warnings.warn(f"{exc.message} (skipped)", UnreadableRecordWarning, stacklevel=2)
                 continue
             if not (wanted or conditions):
                 out.append(run)

@@ -51,7 +51,10 @@ def compare(
         "(needs the plot extra: pip install 'molexp[plot]').",
     ),
     x: str | None = typer.Option(
-        None, "--x", metavar="PARAM", help="The param on the x axis of --plot (default: the one that varies)."
+        None,
+        "--x",
+        metavar="PARAM",
+        help="The param on the x axis of --plot (default: the one that varies).",
     ),
 ) -> None:
     """One row per run: the params and config that vary, results, status, duration."""
@@ -65,7 +68,9 @@ def compare(
         from molexp.cli import aggregate as render_points
         from molexp.core.views.aggregate import aggregate_refs
 
-        points, problems = aggregate_refs(state.workspace(), refs, show_all, sort or [], where or [], limit)
+        points, problems = aggregate_refs(
+            state.workspace(), refs, show_all, sort or [], where or [], limit
+        )
         render_points.show(points, fmt, plot, x)
         _report_problems(problems)
         return

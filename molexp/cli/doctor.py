@@ -31,8 +31,11 @@ def doctor(
                 print(f"{'':<13} {p.hint}")
     checked = ", ".join(
         f"{n} {word}{'' if n == 1 else 's'}"
-        for n, word in ((report.projects, "project"), (report.experiments, "experiment"),
-                        (report.runs, "run"))
+        for n, word in (
+            (report.projects, "project"),
+            (report.experiments, "experiment"),
+            (report.runs, "run"),
+        )
     )
     if not report.problems:
         output.say(f"No problems in {ws.root} ({checked}).")

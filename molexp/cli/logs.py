@@ -10,14 +10,24 @@ from molexp.cli import complete, output, state
 
 
 def logs(
-    ref: str = typer.Argument(..., autocompletion=complete.ref, help="The run: PROJECT/EXPERIMENT/RUN_ID or an id prefix."),
-    attempt: int | None = typer.Option(None, "--attempt", "-a", help="Attempt N (default: the latest)."),
+    ref: str = typer.Argument(
+        ..., autocompletion=complete.ref, help="The run: PROJECT/EXPERIMENT/RUN_ID or an id prefix."
+    ),
+    attempt: int | None = typer.Option(
+        None, "--attempt", "-a", help="Attempt N (default: the latest)."
+    ),
     stdout: bool = typer.Option(False, "--stdout", help="Only the command's stdout."),
     stderr: bool = typer.Option(False, "--stderr", help="Only the command's stderr."),
     both: bool = typer.Option(False, "--both", help="Both, stdout first (the default)."),
     tail: int | None = typer.Option(None, "--tail", "-n", help="Only the last N lines of each."),
-    follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing what the logs gain until the attempt ends."),
-    json_out: bool = typer.Option(False, "--json", help="Print {ref, attempt, dir, stdout, stderr} as one JSON object (not with --follow)."),
+    follow: bool = typer.Option(
+        False, "--follow", "-f", help="Keep printing what the logs gain until the attempt ends."
+    ),
+    json_out: bool = typer.Option(
+        False,
+        "--json",
+        help="Print {ref, attempt, dir, stdout, stderr} as one JSON object (not with --follow).",
+    ),
 ) -> None:
     """Print the stdout and stderr of a run's attempt (the latest unless --attempt N).
 

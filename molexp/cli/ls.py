@@ -23,12 +23,32 @@ def _when(stamp: Any) -> Any:
 
 
 def ls(
-    ref: str | None = typer.Argument(None, autocompletion=complete.container_ref, help="PROJECT or PROJECT/EXPERIMENT (default: all)."),
-    status: list[str] | None = typer.Option(None, "--status", "-s", help="Only runs with this status (repeatable)."),
-    where: list[str] | None = typer.Option(None, "--where", help="A condition, e.g. 'results.energy<-1.3', 'lr>=1e-3', 'tags=good', 'status!=failed' (= != < <= > >= ~; repeatable, all must hold; see docs/questions.md)."),
-    sort: list[str] | None = typer.Option(None, "--sort", help="Sort by a key, e.g. -metrics.loss (- for descending; repeatable; missing values last)."),
+    ref: str | None = typer.Argument(
+        None,
+        autocompletion=complete.container_ref,
+        help="PROJECT or PROJECT/EXPERIMENT (default: all).",
+    ),
+    status: list[str] | None = typer.Option(
+        None, "--status", "-s", help="Only runs with this status (repeatable)."
+    ),
+    where: list[str] | None = typer.Option(
+        None,
+        "--where",
+        help="A condition, e.g. 'results.energy<-1.3', 'lr>=1e-3', 'tags=good', 'status!=failed' (= != < <= > >= ~; repeatable, all must hold; see docs/questions.md).",
+    ),
+    sort: list[str] | None = typer.Option(
+        None,
+        "--sort",
+        help="Sort by a key, e.g. -metrics.loss (- for descending; repeatable; missing values last).",
+    ),
     limit: int | None = typer.Option(None, "--limit", "-n", help="At most N runs (after sorting)."),
-    tag: list[str] | None = typer.Option(None, "--tag", "-t", autocompletion=complete.tag_name, help="Only runs tagged TAG (repeatable: every tag)."),
+    tag: list[str] | None = typer.Option(
+        None,
+        "--tag",
+        "-t",
+        autocompletion=complete.tag_name,
+        help="Only runs tagged TAG (repeatable: every tag).",
+    ),
     fmt: str = typer.Option("table", "--format", "-f", help="table, json, csv or ids."),
 ) -> None:
     """List runs with their status; unreadable records are named on stderr (exit 3)."""
@@ -37,12 +57,16 @@ def ls(
 
     if fmt not in FORMATS:
         raise UsageError(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
-    listing = select_ref(state.workspace(), ref, status or [], where or [], sort or [], limit, tag or [])
+    listing = select_ref(
+        state.workspace(), ref, status or [], where or [], sort or [], limit, tag or []
+    )
     render(listing, fmt)
     for problem in listing.problems:
         output.error(str(problem).splitlines()[0])
     if listing.problems:
-        output.say(f"{len(listing.problems)} record(s) could not be read; `molexp doctor` lists them all.")
+        output.say(
+            f"{len(listing.problems)} record(s) could not be read; `molexp doctor` lists them all."
+        )
         raise typer.Exit(3)
 
 
@@ -56,7 +80,16 @@ def render(listing: Selection, fmt: str) -> None:
     if fmt == "ids":
         sys.stdout.write("".join(f"{r.ref}\n" for r in listing.rows))
         return
-    columns = ["run", "status", "replica", "profile", "params", "attempts", "duration", "updated (UTC)"]
+    columns = [
+        "run",
+        "status",
+        "replica",
+        "profile",
+        "params",
+        "attempts",
+        "duration",
+        "updated (UTC)",
+    ]
     # The keys a query names (metrics.loss, results.energy...) get a column each.
     asked = [k for k in dict.fromkeys([*(c.key for c in listing.where), *(k.key for k in listing.sort)])
              if k not in ("status", "replica", "profile", "tags")]  # fmt: skip
@@ -89,13 +122,17 @@ def render(listing: Selection, fmt: str) -> None:
     tag_cells: list[str] = []
     tagged = False
     missing = query.MISSING
-    for row, (status, replica, profile, params, count, duration, updated, tags) in listing.brief(release=True):
+    for row, (status, replica, profile, params, count, duration, updated, tags) in listing.brief(
+        release=True
+    ):
         if type(replica) is int:
             replica = ints.get(replica) or ints.setdefault(replica, text(replica))
         if type(count) is int:
             count = ints.get(count) or ints.setdefault(count, text(count))
         if type(duration) is float and duration:  # (0.0 and -0.0 are equal keys)
-            duration = durations.get(duration) or durations.setdefault(duration, text(output.seconds(duration)))
+            duration = durations.get(duration) or durations.setdefault(
+                duration, text(output.seconds(duration))
+            )
         else:
             duration = text(output.seconds(duration))
         cells: tuple[str, ...] = (row.ref, status if type(status) is str else text(status), replica if type(replica) is str else text(replica),

@@ -91,9 +91,7 @@ class MolexpGroup(TyperGroup):
     def _run(self, args: Any, prog_name: str, complete_var: str | None, **extra: Any) -> int:
         try:
             _refuse_nul(sys.argv[1:] if args is None else args)
-            rv = super().main(
-                args, prog_name, complete_var, standalone_mode=False, **extra
-            )
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
             return rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
         except typer.Exit as exc:
             return exc.exit_code
@@ -182,13 +180,19 @@ def _version(value: bool) -> None:
 @app.callback()
 def main_callback(
     workspace: Path = typer.Option(
-        None, "--workspace", "-w", help="Workspace root (default: $MOLEXP_WORKSPACE or the "
-        "nearest workspace.yaml above the current directory).", show_default=False,
+        None,
+        "--workspace",
+        "-w",
+        help="Workspace root (default: $MOLEXP_WORKSPACE or the "
+        "nearest workspace.yaml above the current directory).",
+        show_default=False,
     ),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks of internal errors."),
     color: bool = typer.Option(
-        None, "--color/--no-color", help="Force or disable colour (default: on a terminal, "
-        "unless NO_COLOR is set).", show_default=False,
+        None,
+        "--color/--no-color",
+        help="Force or disable colour (default: on a terminal, unless NO_COLOR is set).",
+        show_default=False,
     ),
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
@@ -208,51 +212,134 @@ def main_callback(
 COMMANDS: dict[str, tuple[str, str, str, str]] = {
     # name: (module, attribute, kind, summary for `molexp --help`; tests/test_docs.py
     # checks each summary against the command's own help)
-    "init": ("molexp.cli.init", "init", "command",
-             "Create a workspace (workspace.yaml) in PATH; does nothing if one is there."),
+    "init": (
+        "molexp.cli.init",
+        "init",
+        "command",
+        "Create a workspace (workspace.yaml) in PATH; does nothing if one is there.",
+    ),
     "project": ("molexp.cli.project", "app", "group", "Create and list projects."),
     "experiment": ("molexp.cli.experiment", "app", "group", "Create and list experiments."),
-    "run": ("molexp.cli.run", "run", "command",
-            "Run the selected runs of an experiment; succeeded runs are up to date."),
-    "ls": ("molexp.cli.ls", "ls", "command",
-           "List runs with their status; unreadable records are named on stderr (exit 3)."),
-    "show": ("molexp.cli.show", "show", "command",
-             "Show what REF names: its record, and for a run its attempts, results and inputs."),
-    "assets": ("molexp.cli.assets", "app", "group",
-               "Named, reusable files and folders of the workspace, a project or an experiment."),
-    "compare": ("molexp.cli.compare", "compare", "command",
-                "One row per run: the params and config that vary, results, status, duration."),
-    "metrics": ("molexp.cli.metrics", "metrics", "command",
-                "Print the metrics a run recorded over time (MOLEXP_METRICS_FILE, ctx.log)."),
-    "diff": ("molexp.cli.compare", "diff", "command",
-             "What differs between two runs: params, config, results, git and attempts."),
-    "cancel": ("molexp.cli.cancel", "cancel", "command",
-               "Cancel queued or running runs: `scancel` for SLURM runs, SIGTERM to local owners."),
-    "doctor": ("molexp.cli.doctor", "doctor", "command",
-               "Check every record, definition and lock in the workspace; exit 3 while problems "
-               "remain."),
-    "export": ("molexp.cli.bundle", "export", "command",
-               "Write records, logs and assets of REFs to a .tar.gz bundle for `molexp import`."),
-    "import": ("molexp.cli.bundle", "import_", "command",
-               "Add a bundle's runs to this workspace; existing records are never replaced."),
-    "tag": ("molexp.cli.tag", "tag", "command",
-            "Add (+TAG) and remove (-TAG) tags of runs, experiments or projects."),
-    "note": ("molexp.cli.note", "note", "command",
-             "Add a note (stamped now) to a run, an experiment or a project."),
-    "ui": ("molexp.cli.ui", "ui", "command",
-           "Serve a web view of the workspace until Ctrl-C; prints its URL."),
-    "report": ("molexp.cli.ui", "report", "command",
-               "Write an experiment's runs, aggregate and plot into one self-contained HTML file."),
-    "logs": ("molexp.cli.logs", "logs", "command",
-             "Print the stdout and stderr of a run's attempt (the latest unless --attempt N)."),
-    "rm": ("molexp.cli.rm", "rm", "command",
-           "Move runs, experiments or projects into the workspace's trash (.trash/)."),
-    "trash": ("molexp.cli.trash", "app", "group",
-              "What `molexp rm` removed: list it, restore it, or empty the trash."),
-    "run-task": ("molexp.cli.slurm", "run_task", "hidden",
-                 "Run the runs queued for this SLURM array task (written into batch scripts)."),
-    "run-retry": ("molexp.cli.slurm", "run_retry", "hidden",
-                  "Resubmit the runs SLURM interrupted (the follow-up job of `run --retries`)."),
+    "run": (
+        "molexp.cli.run",
+        "run",
+        "command",
+        "Run the selected runs of an experiment; succeeded runs are up to date.",
+    ),
+    "ls": (
+        "molexp.cli.ls",
+        "ls",
+        "command",
+        "List runs with their status; unreadable records are named on stderr (exit 3).",
+    ),
+    "show": (
+        "molexp.cli.show",
+        "show",
+        "command",
+        "Show what REF names: its record, and for a run its attempts, results and inputs.",
+    ),
+    "assets": (
+        "molexp.cli.assets",
+        "app",
+        "group",
+        "Named, reusable files and folders of the workspace, a project or an experiment.",
+    ),
+    "compare": (
+        "molexp.cli.compare",
+        "compare",
+        "command",
+        "One row per run: the params and config that vary, results, status, duration.",
+    ),
+    "metrics": (
+        "molexp.cli.metrics",
+        "metrics",
+        "command",
+        "Print the metrics a run recorded over time (MOLEXP_METRICS_FILE, ctx.log).",
+    ),
+    "diff": (
+        "molexp.cli.compare",
+        "diff",
+        "command",
+        "What differs between two runs: params, config, results, git and attempts.",
+    ),
+    "cancel": (
+        "molexp.cli.cancel",
+        "cancel",
+        "command",
+        "Cancel queued or running runs: `scancel` for SLURM runs, SIGTERM to local owners.",
+    ),
+    "doctor": (
+        "molexp.cli.doctor",
+        "doctor",
+        "command",
+        "Check every record, definition and lock in the workspace; exit 3 while problems remain.",
+    ),
+    "export": (
+        "molexp.cli.bundle",
+        "export",
+        "command",
+        "Write records, logs and assets of REFs to a .tar.gz bundle for `molexp import`.",
+    ),
+    "import": (
+        "molexp.cli.bundle",
+        "import_",
+        "command",
+        "Add a bundle's runs to this workspace; existing records are never replaced.",
+    ),
+    "tag": (
+        "molexp.cli.tag",
+        "tag",
+        "command",
+        "Add (+TAG) and remove (-TAG) tags of runs, experiments or projects.",
+    ),
+    "note": (
+        "molexp.cli.note",
+        "note",
+        "command",
+        "Add a note (stamped now) to a run, an experiment or a project.",
+    ),
+    "ui": (
+        "molexp.cli.ui",
+        "ui",
+        "command",
+        "Serve a web view of the workspace until Ctrl-C; prints its URL.",
+    ),
+    "report": (
+        "molexp.cli.ui",
+        "report",
+        "command",
+        "Write an experiment's runs, aggregate and plot into one self-contained HTML file.",
+    ),
+    "logs": (
+        "molexp.cli.logs",
+        "logs",
+        "command",
+        "Print the stdout and stderr of a run's attempt (the latest unless --attempt N).",
+    ),
+    "rm": (
+        "molexp.cli.rm",
+        "rm",
+        "command",
+        "Move runs, experiments or projects into the workspace's trash (.trash/).",
+    ),
+    "trash": (
+        "molexp.cli.trash",
+        "app",
+        "group",
+        "What `molexp rm` removed: list it, restore it, or empty the trash.",
+    ),
+    "run-task": (
+        "molexp.cli.slurm",
+        "run_task",
+        "hidden",
+        "Run the runs queued for this SLURM array task (written into batch scripts).",
+    ),
+    "run-retry": (
+        "molexp.cli.slurm",
+        "run_retry",
+        "hidden",
+        "Resubmit the runs SLURM interrupted (the follow-up job of `run --retries`).",
+    ),
 }
 
 

@@ -18,12 +18,31 @@ FORMATS = ("table", "json", "csv")
 
 
 def metrics(
-    run: str = typer.Argument(..., autocompletion=complete.ref, help="The run: PROJECT/EXPERIMENT/RUN_ID or an id prefix."),
-    attempt: int | None = typer.Option(None, "--attempt", "-a", help="Attempt N (default: the latest)."),
-    metric: list[str] | None = typer.Option(None, "--metric", "-m", help="Only this metric (repeatable; default: all)."),
-    follow: bool = typer.Option(False, "--follow", help="While the run is queued or running, print new points as they come; ends with the run."),
-    fmt: str = typer.Option("table", "--format", "-f", help="table, json or csv (json with --follow: one object a line)."),
-    plot: bool = typer.Option(False, "--plot", help="Draw the numeric metrics against the step, in the terminal (needs the plot extra: pip install 'molexp[plot]')."),
+    run: str = typer.Argument(
+        ..., autocompletion=complete.ref, help="The run: PROJECT/EXPERIMENT/RUN_ID or an id prefix."
+    ),
+    attempt: int | None = typer.Option(
+        None, "--attempt", "-a", help="Attempt N (default: the latest)."
+    ),
+    metric: list[str] | None = typer.Option(
+        None, "--metric", "-m", help="Only this metric (repeatable; default: all)."
+    ),
+    follow: bool = typer.Option(
+        False,
+        "--follow",
+        help="While the run is queued or running, print new points as they come; ends with the run.",
+    ),
+    fmt: str = typer.Option(
+        "table",
+        "--format",
+        "-f",
+        help="table, json or csv (json with --follow: one object a line).",
+    ),
+    plot: bool = typer.Option(
+        False,
+        "--plot",
+        help="Draw the numeric metrics against the step, in the terminal (needs the plot extra: pip install 'molexp[plot]').",
+    ),
 ) -> None:
     """Print the metrics a run recorded over time (MOLEXP_METRICS_FILE, ctx.log)."""
     from molexp.core.views.metrics import follow as follow_points

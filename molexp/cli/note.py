@@ -8,7 +8,11 @@ from molexp.cli import complete, output, state
 
 
 def note(
-    ref: str = typer.Argument(..., autocompletion=complete.ref, help="PROJECT, PROJECT/EXPERIMENT, PROJECT/EXPERIMENT/RUN_ID or a run-id prefix."),
+    ref: str = typer.Argument(
+        ...,
+        autocompletion=complete.ref,
+        help="PROJECT, PROJECT/EXPERIMENT, PROJECT/EXPERIMENT/RUN_ID or a run-id prefix.",
+    ),
     text: str = typer.Argument(..., help="The note (quote it); `-` reads it from stdin."),
     json_out: bool = typer.Option(False, "--json", help="Print the REF's tags and notes as JSON."),
 ) -> None:

@@ -22,7 +22,9 @@ def _plotext() -> Any:
     try:
         import plotext
     except ImportError:
-        raise UsageError(f"--plot needs the plotext library, which is not installed; {INSTALL}") from None
+        raise UsageError(
+            f"--plot needs the plotext library, which is not installed; {INSTALL}"
+        ) from None
     plotext.clear_figure()
     width, height = shutil.get_terminal_size((100, 25))
     plotext.plotsize(min(width, 120), max(min(height - 2, 30), 12))

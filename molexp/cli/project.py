@@ -36,6 +36,9 @@ def ls(
     else:
         output.print_table(
             ["project", "experiments", "description", "tags"],
-            [[r["name"], r["experiments"], r.get("description"), ",".join(r.get("tags") or [])] for r in rows],
+            [
+                [r["name"], r["experiments"], r.get("description"), ",".join(r.get("tags") or [])]
+                for r in rows
+            ],
         )
     output.report_problems(found.problems)

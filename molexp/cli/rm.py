@@ -14,12 +14,30 @@ if TYPE_CHECKING:
 
 
 def rm(
-    refs: list[str] | None = typer.Argument(None, autocompletion=complete.ref, help="Runs (PROJECT/EXPERIMENT/RUN_ID or an id prefix), experiments or projects; with --where, where to look (default: everywhere)."),
-    where: list[str] | None = typer.Option(None, "--where", help="Only the runs meeting a condition, e.g. status=failed (the grammar of `ls --where`; repeatable)."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="List what would go (and what is refused); move nothing."),
-    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask (needed when not on a terminal)."),
-    force: bool = typer.Option(False, "--force", help="Also remove queued runs and runs that assets refer to (producer, data); never a running one."),
-    json_out: bool = typer.Option(False, "--json", help="Print what was (or would be) removed as JSON."),
+    refs: list[str] | None = typer.Argument(
+        None,
+        autocompletion=complete.ref,
+        help="Runs (PROJECT/EXPERIMENT/RUN_ID or an id prefix), experiments or projects; with --where, where to look (default: everywhere).",
+    ),
+    where: list[str] | None = typer.Option(
+        None,
+        "--where",
+        help="Only the runs meeting a condition, e.g. status=failed (the grammar of `ls --where`; repeatable).",
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="List what would go (and what is refused); move nothing."
+    ),
+    yes: bool = typer.Option(
+        False, "--yes", "-y", help="Do not ask (needed when not on a terminal)."
+    ),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Also remove queued runs and runs that assets refer to (producer, data); never a running one.",
+    ),
+    json_out: bool = typer.Option(
+        False, "--json", help="Print what was (or would be) removed as JSON."
+    ),
 ) -> None:
     """Move runs, experiments or projects into the workspace's trash (.trash/).
 
@@ -76,7 +94,9 @@ def _report(removal: Removal, json_out: bool, done: bool) -> None:
     if json_out:
         output.print_json(removal.to_json())
     elif removal.items and not removal.refused:
-        output.print_table(["kind", "ref", "runs"], [[i.kind, i.ref, i.runs] for i in removal.items])
+        output.print_table(
+            ["kind", "ref", "runs"], [[i.kind, i.ref, i.runs] for i in removal.items]
+        )
     for ref, why in removal.refused:
         output.error(f"{ref} {why}")
     if removal.refused:

@@ -10,7 +10,11 @@ from molexp.cli import complete, output, state
 
 
 def show(
-    ref: str = typer.Argument(".", autocompletion=complete.ref, help="PROJECT, PROJECT/EXPERIMENT, PROJECT/EXPERIMENT/RUN_ID, a run-id prefix, or SCOPE:ASSET (.:NAME for the workspace)."),
+    ref: str = typer.Argument(
+        ".",
+        autocompletion=complete.ref,
+        help="PROJECT, PROJECT/EXPERIMENT, PROJECT/EXPERIMENT/RUN_ID, a run-id prefix, or SCOPE:ASSET (.:NAME for the workspace).",
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the record as JSON."),
 ) -> None:
     """Show what REF names: its record, and for a run its attempts, results and inputs."""
@@ -64,9 +68,24 @@ def _notes(notes: Any) -> None:
 
 
 def _run(record: dict[str, Any]) -> None:
-    keys = ["id", "project", "experiment", "identity", "status", "status_reason", "tags",
-            "replica", "seed", "profile", "params", "config", "config_hash", "created_at",
-            "updated_at", "run_dir"]
+    keys = [
+        "id",
+        "project",
+        "experiment",
+        "identity",
+        "status",
+        "status_reason",
+        "tags",
+        "replica",
+        "seed",
+        "profile",
+        "params",
+        "config",
+        "config_hash",
+        "created_at",
+        "updated_at",
+        "run_dir",
+    ]
     output.print_kv([
         (k, _tags(record[k]) if k == "tags" else record.get(k))
         for k in keys
@@ -80,15 +99,27 @@ def _run(record: dict[str, Any]) -> None:
         output.print_table(["metric", "last", "step", "points", "attempt"], _metrics(record))
     if record.get("inputs"):
         print()
-        output.print_table(["input", "scope", "content_hash", "attempts"], _inputs(record["inputs"]))
+        output.print_table(
+            ["input", "scope", "content_hash", "attempts"], _inputs(record["inputs"])
+        )
     if record.get("attempts"):
         print()
         output.print_table(
             ["attempt", "status", "exit", "started", "duration", "host", "executor", "job", "git"],
-            [[a.get("n"), a.get("status"), a.get("exit_code"), a.get("started_at"),
-              output.seconds(a.get("duration")), a.get("host"), a.get("executor"),
-              a.get("scheduler_job_id"),
-              _git(a.get("git"))] for a in record["attempts"]],
+            [
+                [
+                    a.get("n"),
+                    a.get("status"),
+                    a.get("exit_code"),
+                    a.get("started_at"),
+                    output.seconds(a.get("duration")),
+                    a.get("host"),
+                    a.get("executor"),
+                    a.get("scheduler_job_id"),
+                    _git(a.get("git")),
+                ]
+                for a in record["attempts"]
+            ],
         )
         last = record["attempts"][-1]
         print()
@@ -108,7 +139,9 @@ def _inputs(inputs: list[Any]) -> list[list[Any]]:
     rows: dict[tuple[Any, Any, Any], set[int]] = {}
     for item in inputs:
         if isinstance(item, dict):
-            attempts = rows.setdefault((item.get("name"), item.get("scope"), item.get("content_hash")), set())
+            attempts = rows.setdefault(
+                (item.get("name"), item.get("scope"), item.get("content_hash")), set()
+            )
             if isinstance(item.get("attempt"), int):
                 attempts.add(item["attempt"])
     return [[*key, ",".join(map(str, sorted(attempts)))] for key, attempts in rows.items()]
@@ -133,7 +166,9 @@ def _ending(record: dict[str, Any], last: dict[str, Any]) -> list[tuple[str, Any
     pairs: list[tuple[str, Any]] = []
     if record.get("status") in ("failed", "interrupted", "cancelled"):
         code = last.get("exit_code")
-        pairs.append(("error", last.get("error") or (f"exit code {code}" if code is not None else None)))
+        pairs.append(
+            ("error", last.get("error") or (f"exit code {code}" if code is not None else None))
+        )
         pairs.append(("cause", last.get("cause")))
     pairs.extend(("warning", w) for w in last.get("warnings") or [])
     pairs.append(("env", _env_summary(last.get("env"))))
@@ -171,7 +206,9 @@ def _env_summary(env: Any) -> str | None:
         parts.append(f"{container.get('kind')} {container.get('image') or ''}".strip())
     slurm = env.get("slurm")
     if isinstance(slurm, dict):
-        parts.append(f"SLURM job {slurm.get('job_id')} on {slurm.get('partition')} ({slurm.get('nodelist')})")
+        parts.append(
+            f"SLURM job {slurm.get('job_id')} on {slurm.get('partition')} ({slurm.get('nodelist')})"
+        )
     if env.get("platform"):
         parts.append(f"{env['platform']}, {env.get('cpu_count')} CPUs")
     return "; ".join(parts) or None

@@ -72,7 +72,9 @@ def render_submission(plan: action.Plan) -> int:
 
 
 def run_task(
-    refs: list[str] = typer.Argument(..., help="PROJECT/EXPERIMENT/RUN_ID(s) queued for this array task, run in turn."),
+    refs: list[str] = typer.Argument(
+        ..., help="PROJECT/EXPERIMENT/RUN_ID(s) queued for this array task, run in turn."
+    ),
 ) -> None:
     """Run the runs queued for this SLURM array task (written into batch scripts)."""
     from molexp.core.slurm import task
@@ -89,7 +91,9 @@ def run_task(
 
 
 def run_retry(
-    manifest: Path = typer.Argument(..., help="The submission's retry manifest (.molexp/slurm/retry-*.json)."),
+    manifest: Path = typer.Argument(
+        ..., help="The submission's retry manifest (.molexp/slurm/retry-*.json)."
+    ),
 ) -> None:
     """Resubmit the runs SLURM interrupted (the follow-up job of `run --retries`)."""
     from molexp.core.slurm import submit

@@ -15,7 +15,12 @@ if TYPE_CHECKING:
 
 
 def tag(
-    words: list[str] = typer.Argument(..., metavar="REF... [+TAG|-TAG]...", autocompletion=complete.tag_word, help="Runs, experiments or projects, then +TAG to add and -TAG to remove (applied in order)."),
+    words: list[str] = typer.Argument(
+        ...,
+        metavar="REF... [+TAG|-TAG]...",
+        autocompletion=complete.tag_word,
+        help="Runs, experiments or projects, then +TAG to add and -TAG to remove (applied in order).",
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print each REF's tags and notes as JSON."),
 ) -> None:
     """Add (+TAG) and remove (-TAG) tags of runs, experiments or projects.

@@ -6,7 +6,9 @@ import typer
 
 from molexp.cli import complete, output, state
 
-app = typer.Typer(help="What `molexp rm` removed: list it, restore it, or empty the trash.", no_args_is_help=True)
+app = typer.Typer(
+    help="What `molexp rm` removed: list it, restore it, or empty the trash.", no_args_is_help=True
+)
 
 
 @app.command("ls")
@@ -28,7 +30,11 @@ def ls(json_out: bool = typer.Option(False, "--json", help="Print a JSON array."
 
 @app.command("restore")
 def restore(
-    entry: str = typer.Argument(..., autocompletion=complete.trash_id, help="The id shown by `molexp trash ls` (or a unique prefix)."),
+    entry: str = typer.Argument(
+        ...,
+        autocompletion=complete.trash_id,
+        help="The id shown by `molexp trash ls` (or a unique prefix).",
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the restored entry as JSON."),
 ) -> None:
     """Put what a removal moved back where it was, byte for byte (refused, exit 3,
@@ -45,9 +51,15 @@ def restore(
 
 @app.command("empty")
 def empty(
-    older_than: float | None = typer.Option(None, "--older-than", metavar="DAYS", help="Only removals older than DAYS days."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="List what would be deleted; delete nothing."),
-    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask (needed when not on a terminal)."),
+    older_than: float | None = typer.Option(
+        None, "--older-than", metavar="DAYS", help="Only removals older than DAYS days."
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="List what would be deleted; delete nothing."
+    ),
+    yes: bool = typer.Option(
+        False, "--yes", "-y", help="Do not ask (needed when not on a terminal)."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the deleted entries as JSON."),
 ) -> None:
     """Delete removals from the trash for good (all, or those older than DAYS)."""

@@ -41,5 +41,3 @@ def need(query: Query, key: str) -> str:
 
 def problems(problems: Iterable[BaseException]) -> list[str]:
     return [str(p).splitlines()[0] for p in problems]
-
-

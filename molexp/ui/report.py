@@ -17,7 +17,9 @@ from molexp.core.records.workspace import Workspace
 from molexp.ui import views
 
 STATIC = Path(__file__).resolve().parent / "static"
-REPORT_CSP = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:"
+REPORT_CSP = (
+    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:"
+)
 SCRIPTS = ("vendor/uPlot.iife.min.js", "app.js")
 STYLES = ("vendor/uPlot.min.css", "style.css")
 
@@ -31,7 +33,9 @@ class Report(NamedTuple):
 
 def _json_for_script(data: Any) -> str:
     """JSON that cannot end its ``<script>`` element or open a comment."""
-    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=repr)
+    text = json.dumps(
+        data, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=repr
+    )
     for char, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
                           ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):  # fmt: skip
         text = text.replace(char, escaped)

@@ -37,7 +37,9 @@ def run_view(ws: Workspace, query: Query) -> dict[str, Any]:
     record["ref"] = target.text
     envs = {a.get("n"): a.get("env") for a in record.get("attempts") or [] if isinstance(a, dict)}
     record["files"] = _run_files(ws.root, run_dir, envs)
-    record["inputs"] = [_with_lineage(ws, i) for i in record.get("inputs") or [] if isinstance(i, dict)]
+    record["inputs"] = [
+        _with_lineage(ws, i) for i in record.get("inputs") or [] if isinstance(i, dict)
+    ]
     return record
 
 
@@ -195,5 +197,3 @@ def asset_view(ws: Workspace, query: Query) -> dict[str, Any]:
     if asset.mode != "ref" and asset.kind == "file":
         record["url"] = workspace_path(ws.root, asset.path)
     return record
-
-

@@ -138,8 +138,10 @@ class Handler(BaseHTTPRequestHandler):
         if not super().parse_request():
             return False
         host = self.headers.get("Host")
-        if host is None or _host_name(host) not in self.server.allowed or self.command not in (
-            "GET", "HEAD", "POST"
+        if (
+            host is None
+            or _host_name(host) not in self.server.allowed
+            or self.command not in ("GET", "HEAD", "POST")
         ):
             self.close_connection = True  # a body, if any, is left unread
         if host is None or _host_name(host) not in self.server.allowed:
@@ -273,7 +275,7 @@ class Handler(BaseHTTPRequestHandler):
         headers = {"Content-Security-Policy": FILE_CSP, "Cache-Control": "no-cache"}
         if served.attachment:
             name = served.path.name.replace('"', "_")
-            headers["Content-Disposition"] = f"attachment; filename=\"{name}\""
+            headers["Content-Disposition"] = f'attachment; filename="{name}"'
         try:
             fh = open(served.path, "rb")
         except OSError:

@@ -241,7 +241,9 @@ def runs_view(ws: Workspace, query: Query) -> dict[str, Any]:
 
     # The tag filter offers the tags in use in the workspace (a derived hint kept by
     # `molexp tag`) and those on this page: the runs' tags are not all read.
-    tags = sorted({*known_tags(ws.root), *many(query, "tag"), *(t for r in page for t in r["tags"])})
+    tags = sorted(
+        {*known_tags(ws.root), *many(query, "tag"), *(t for r in page for t in r["tags"])}
+    )
     return {
         "ref": ref or ".",
         "total": len(rows),
@@ -323,7 +325,9 @@ def experiment_view(ws: Workspace, query: Query) -> dict[str, Any]:
     summaries = [s for s in _summaries(selection.rows, selection.problems) if s is not None]
     table = aggregate(summaries)
     measured = set(table.measured)
-    point_keys = [c for c in table.columns if c not in ("n", "status", "runs") and c not in measured]
+    point_keys = [
+        c for c in table.columns if c not in ("n", "status", "runs") and c not in measured
+    ]
     numeric: dict[str, None] = {}
     other: dict[str, None] = {}
     points = []

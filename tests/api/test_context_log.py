@@ -72,7 +72,12 @@ def test_values_json_cannot_carry_are_converted_or_refused(ctx: RunContext) -> N
     text = ctx.metrics_file.read_text()
     assert '"e":NaN' in text  # the file keeps NaN; records store it as null
     (line,) = lines(ctx.metrics_file)
-    assert {k: line[k] for k in "abcd"} == {"a": 0.25, "b": 1.5, "c": [0.25, [1, 2]], "d": {"x": 0.25}}
+    assert {k: line[k] for k in "abcd"} == {
+        "a": 0.25,
+        "b": 1.5,
+        "c": [0.25, [1, 2]],
+        "d": {"x": 0.25},
+    }
 
 
 def test_many_lines_are_written_without_waiting(ctx: RunContext) -> None:

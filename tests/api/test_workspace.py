@@ -59,13 +59,17 @@ def test_run_is_fresh_and_random(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("case", [c for c in VECTORS if not c["config"] and c["profile"] is None])
-def test_run_for_reproduces_the_vectors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: dict) -> None:  # type: ignore[type-arg]
+def test_run_for_reproduces_the_vectors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: dict
+) -> None:  # type: ignore[type-arg]
     monkeypatch.chdir(tmp_path)
     project, name = case["experiment"].split("/")
     seeds = list(range(case["replica"] + 1))
     seeds[case["replica"]] = case["seed"]
-    exp = mx.Workspace(tmp_path / "ws").project(project).experiment(
-        name, params=case["params"], seeds=seeds
+    exp = (
+        mx.Workspace(tmp_path / "ws")
+        .project(project)
+        .experiment(name, params=case["params"], seeds=seeds)
     )
     run = exp.run_for(replica=case["replica"])
     assert run.id == case["run_id"]
@@ -74,9 +78,13 @@ def test_run_for_reproduces_the_vectors(tmp_path: Path, monkeypatch: pytest.Monk
     assert len(exp.run_ids()) == 1
 
 
-def test_run_for_with_profile_and_overrides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_run_for_with_profile_and_overrides(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "molcfg.yaml").write_text("defaults: {epochs: 10}\nprofiles:\n  smoke: {epochs: 1}\n")
+    (tmp_path / "molcfg.yaml").write_text(
+        "defaults: {epochs: 10}\nprofiles:\n  smoke: {epochs: 1}\n"
+    )
     exp = mx.Workspace(tmp_path / "ws").project("p").experiment("e")
     run = exp.run_for(replica=0, profile="smoke", overrides={"batch": 4})
     assert run.record["config"] == {"epochs": 1, "batch": 4}
@@ -95,11 +103,16 @@ def test_current_run_inside_a_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     from molexp.cli.main import app
 
     monkeypatch.chdir(tmp_path)
-    exp = mx.Workspace(tmp_path).project("p").experiment(
-        "e", params={"lr": 0.5},
-        command=f"{sys.executable} -c 'import molexp as mx; c = mx.current_run(); "
-        "c.set_result(\"lr2\", c.params[\"lr\"] * 2); "
-        "c.artifact_path(\"sub/x.txt\").write_text(str(c.replica))'",
+    exp = (
+        mx.Workspace(tmp_path)
+        .project("p")
+        .experiment(
+            "e",
+            params={"lr": 0.5},
+            command=f"{sys.executable} -c 'import molexp as mx; c = mx.current_run(); "
+            'c.set_result("lr2", c.params["lr"] * 2); '
+            'c.artifact_path("sub/x.txt").write_text(str(c.replica))\'',
+        )
     )
     res = CliRunner().invoke(app, ["run", "p/e"], catch_exceptions=False)
     assert res.exit_code == 0, res.output

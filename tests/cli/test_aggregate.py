@@ -35,7 +35,9 @@ def energy(T: int, r: int) -> float:
 def grid(workspace: Path, cli: Cli) -> Path:
     (workspace / "md.py").write_text(SCRIPT)
     assert cli("project create lj").exit_code == 0
-    r = cli(f"experiment create lj/md --param T=300 --replicas 3 --command '{sys.executable} md.py'")
+    r = cli(
+        f"experiment create lj/md --param T=300 --replicas 3 --command '{sys.executable} md.py'"
+    )
     assert r.exit_code == 0, r.output
     r = cli("run lj/md --grid T=300,350,400 --jobs 2")
     assert r.exit_code == 0, r.output
@@ -57,7 +59,10 @@ def test_table_and_markdown(grid: Path, cli: Cli) -> None:
     assert "(varies: r0, r1, r2)" in rows[0] and "3 succeeded" in rows[0]
     assert "0.343 ± 0.010" in rows[0]  # the last loss of each replica: 1/3 + r/100
     md = cli("compare lj/md --aggregate -f md").stdout.splitlines()
-    assert md[0] == "| params.T | n | results.energy | results.phase | results.r | metrics.loss | status |"
+    assert (
+        md[0]
+        == "| params.T | n | results.energy | results.phase | results.r | metrics.loss | status |"
+    )
     assert md[2].startswith("| 300 | 3 | -1.300 ± 0.003 | solid | (varies: r0, r1, r2) |")
 
 
@@ -76,7 +81,9 @@ def test_json_and_csv_columns(grid: Path, cli: Cli) -> None:
     assert first["results.energy.mean"] == pytest.approx(statistics.mean(values))
     assert first["results.energy.std"] == pytest.approx(statistics.stdev(values))
     assert (first["results.energy.min"], first["results.energy.max"]) == (min(values), max(values))
-    assert first["results.r"] == {"varies": ["r0", "r1", "r2"]} and first["results.phase"] == "solid"
+    assert (
+        first["results.r"] == {"varies": ["r0", "r1", "r2"]} and first["results.phase"] == "solid"
+    )
     assert first["status"] == {"succeeded": 3} and len(first["runs"]) == 3
     rows = list(csv.DictReader(io.StringIO(cli("compare lj/md --aggregate -f csv").stdout)))
     assert float(rows[0]["results.energy.std"]) == pytest.approx(statistics.stdev(values))
@@ -85,7 +92,9 @@ def test_json_and_csv_columns(grid: Path, cli: Cli) -> None:
 
 
 def test_where_sort_limit_and_run_refs(grid: Path, cli: Cli) -> None:
-    data = json.loads(cli("compare lj/md --aggregate --where replica!=2 --sort -energy -n 1 -f json").stdout)
+    data = json.loads(
+        cli("compare lj/md --aggregate --where replica!=2 --sort -energy -n 1 -f json").stdout
+    )
     assert [(d["params.T"], d["n"]) for d in data] == [(300, 2)]
     data = json.loads(cli("compare lj/md --aggregate --where attempts~x -f json").stdout)
     assert data == []  # (a key only full records hold: read in full, then no match)

@@ -87,7 +87,16 @@ def test_round_trip_shows_the_same_runs(source: Path, dest: Path, cli: Cli, tmp_
     report = json.loads(r.stdout)
     kinds = sorted(i["kind"] for i in report["imported"])
     # the runs' package list (environments/<hash>.txt, one: they share it) travels too
-    kinds_expected = ["asset", "environment", "experiment", "experiment", "project", "run", "run", "run"]
+    kinds_expected = [
+        "asset",
+        "environment",
+        "experiment",
+        "experiment",
+        "project",
+        "run",
+        "run",
+        "run",
+    ]
     assert kinds == kinds_expected
     assert report["conflicts"] == [] and report["source"]["workspace"] == "cluster"
     assert ls_json(cli, dest) == ls_json(cli, source)

@@ -66,7 +66,12 @@ def test_two_attempts_share_one_list_and_a_pip_install_shows_in_diff(
     workspace: Path, cli: Cli, venv: Path, tmp_path: Path
 ) -> None:
     assert cli("project create p").exit_code == 0
-    assert cli("experiment", "create", "p/e", "--replicas", "2", "--command", "python -c 'print(1)'").exit_code == 0
+    assert (
+        cli(
+            "experiment", "create", "p/e", "--replicas", "2", "--command", "python -c 'print(1)'"
+        ).exit_code
+        == 0
+    )
     env = proc_env(PATH=f"{venv / 'bin'}{os.pathsep}{proc_env()['PATH']}")
     _pip_install(venv, _wheel(tmp_path, "tinypkg", "0.1"))
     first = run_molexp("run", "p/e", "-r", "0", cwd=workspace, env=env)
@@ -98,7 +103,9 @@ def test_two_attempts_share_one_list_and_a_pip_install_shows_in_diff(
     table = cli("diff", ref_a, ref_b).stdout
     assert "env.packages.tinypkg" in table and "env.packages.otherpkg" in table
     shown = cli("show", ref_b).stdout
-    assert f"python {a1['env']['python']['version']} ({venv / 'bin' / 'python'}); 2 packages" in shown
+    assert (
+        f"python {a1['env']['python']['version']} ({venv / 'bin' / 'python'}); 2 packages" in shown
+    )
 
 
 def test_a_warm_environment_is_not_asked_again(
@@ -116,11 +123,16 @@ def test_a_warm_environment_is_not_asked_again(
 
     monkeypatch.setattr(environment, "probe", no_probe)
     assert cli("run p/e -r 1").exit_code == 0
-    first, second = (json.loads(cli("show", r, "--json").stdout)["attempts"][0]["env"] for r in cli("ls p/e --format ids").stdout.split())
+    first, second = (
+        json.loads(cli("show", r, "--json").stdout)["attempts"][0]["env"]
+        for r in cli("ls p/e --format ids").stdout.split()
+    )
     assert first["packages"] == second["packages"] and first["python"] == second["python"]
 
 
-def test_modules_conda_container_and_slurm_facts_are_recorded_and_diffed(workspace: Path, cli: Cli) -> None:
+def test_modules_conda_container_and_slurm_facts_are_recorded_and_diffed(
+    workspace: Path, cli: Cli
+) -> None:
     assert cli("project create p").exit_code == 0
     assert cli("experiment", "create", "p/e", "--replicas", "2", "--command", "true").exit_code == 0
     facts = {"CONDA_PREFIX": "/opt/conda/envs/md", "CONDA_DEFAULT_ENV": "md", "SLURM_JOB_ID": "42",
@@ -134,7 +146,10 @@ def test_modules_conda_container_and_slurm_facts_are_recorded_and_diffed(workspa
     assert recorded["container"] == {"kind": "apptainer", "image": "md.sif"}
     assert recorded["slurm"]["job_id"] == "42" and recorded["slurm"]["partition"] == "gpu"
     modules = {a: "gcc/12.2.0", b: "gcc/13.1.0"}
-    assert json.loads(cli("show", b, "--json").stdout)["attempts"][0]["env"]["modules"][0] == modules[b]
+    assert (
+        json.loads(cli("show", b, "--json").stdout)["attempts"][0]["env"]["modules"][0]
+        == modules[b]
+    )
     diff = json.loads(cli("diff", a, b, "--json").stdout)["env"]
     versions = {modules[a].split("/")[1], modules[b].split("/")[1]}
     assert set(diff) == {"modules.gcc"} and set(diff["modules.gcc"].values()) == versions
@@ -146,18 +161,26 @@ def test_capture_can_be_turned_down_or_off(workspace: Path, cli: Cli) -> None:
     assert cli("project create p").exit_code == 0
     assert cli("experiment", "create", "p/e", "--replicas", "3", "--command", "true").exit_code == 0
     for replica, mode in ((0, "off"), (1, "basic")):
-        res = run_molexp("run", "p/e", "-r", str(replica), cwd=workspace, env=proc_env(MOLEXP_ENV=mode))
+        res = run_molexp(
+            "run", "p/e", "-r", str(replica), cwd=workspace, env=proc_env(MOLEXP_ENV=mode)
+        )
         assert res.returncode == 0, res.stderr
     res = run_molexp("run", "p/e", "-r", "2", cwd=workspace, env=proc_env(MOLEXP_ENV="lots"))
     assert res.returncode == 2 and "MOLEXP_ENV" in res.stderr
     by_replica = {r["replica"]: r for r in json.loads(cli("ls p/e --format json").stdout)}
     assert by_replica[0]["attempts"][0]["env"] is None
     basic = by_replica[1]["attempts"][0]["env"]
-    assert basic["python"] is None and basic["packages"] is None and basic["cpu_count"] == os.cpu_count()
+    assert (
+        basic["python"] is None
+        and basic["packages"] is None
+        and basic["cpu_count"] == os.cpu_count()
+    )
     assert not (workspace / ENV_DIR).exists()
 
 
-def test_export_and_import_carry_the_package_lists(workspace: Path, cli: Cli, tmp_path: Path) -> None:
+def test_export_and_import_carry_the_package_lists(
+    workspace: Path, cli: Cli, tmp_path: Path
+) -> None:
     assert cli("project create p").exit_code == 0
     assert cli("experiment", "create", "p/e", "--command", "true").exit_code == 0
     assert cli("run p/e").exit_code == 0
@@ -168,13 +191,19 @@ def test_export_and_import_carry_the_package_lists(workspace: Path, cli: Cli, tm
     assert cli("init", str(other)).exit_code == 0
     r = cli("-w", str(other), "import", str(bundle), "--json")
     assert r.exit_code == 0, r.output
-    assert {"kind": "environment", "ref": listed.stem, "path": f"{ENV_DIR}/{listed.name}"} in json.loads(r.stdout)["imported"]
+    assert {
+        "kind": "environment",
+        "ref": listed.stem,
+        "path": f"{ENV_DIR}/{listed.name}",
+    } in json.loads(r.stdout)["imported"]
     assert (other / ENV_DIR / listed.name).read_bytes() == listed.read_bytes()
     again = json.loads(cli("-w", str(other), "import", str(bundle), "--json").stdout)
     assert again["imported"] == [] and again["conflicts"] == []
 
 
-def test_a_bundle_whose_list_does_not_match_its_name_is_refused(workspace: Path, cli: Cli, tmp_path: Path) -> None:
+def test_a_bundle_whose_list_does_not_match_its_name_is_refused(
+    workspace: Path, cli: Cli, tmp_path: Path
+) -> None:
     from tests.core.bundle.conftest import make_bundle
 
     other = tmp_path / "other"

@@ -10,7 +10,9 @@ import pytest
 
 from tests.conftest import Cli
 
-VECTORS = json.loads((Path(__file__).parent.parent / "data" / "run-id-vectors.json").read_text())["cases"]
+VECTORS = json.loads((Path(__file__).parent.parent / "data" / "run-id-vectors.json").read_text())[
+    "cases"
+]
 
 
 @pytest.mark.parametrize("case", VECTORS, ids=[c["run_id"] for c in VECTORS])
@@ -29,8 +31,17 @@ def test_vector_through_the_cli(case: dict[str, Any], workspace: Path, cli: Cli)
         if case["profile"]:
             args += ["--profile", case["profile"]]
     assert cli("project", "create", project).exit_code == 0
-    r = cli("experiment", "create", case["experiment"], "--params", "params.json",
-            "--seeds", ",".join(map(str, seeds)), "--command", "true")
+    r = cli(
+        "experiment",
+        "create",
+        case["experiment"],
+        "--params",
+        "params.json",
+        "--seeds",
+        ",".join(map(str, seeds)),
+        "--command",
+        "true",
+    )
     assert r.exit_code == 0, r.output
     res = cli(*args)
     assert res.exit_code == 0, res.output

@@ -54,7 +54,9 @@ def test_logs_of_an_older_attempt_and_bad_requests(failing: str, cli: Cli) -> No
     assert cli("logs", failing, "--tail", "-1").exit_code == 2
 
 
-def test_logs_follow_prints_what_a_running_attempt_writes(workspace: Path, cli: Cli, tmp_path: Path) -> None:
+def test_logs_follow_prints_what_a_running_attempt_writes(
+    workspace: Path, cli: Cli, tmp_path: Path
+) -> None:
     assert cli("project create p").exit_code == 0
     command = 'echo start; while [ ! -e "$RELEASE" ]; do sleep 0.02; done; echo done; echo bye >&2'
     assert cli("experiment", "create", "p/slow", "--command", command).exit_code == 0
@@ -62,7 +64,9 @@ def test_logs_follow_prints_what_a_running_attempt_writes(workspace: Path, cli: 
     runner = spawn("run", "p/slow", cwd=workspace, env=proc_env(RELEASE=str(release)))
     try:
         runs = workspace / "projects/p/experiments/slow/runs"
-        run_dir = wait_for(lambda: next(iter(runs.glob("*/attempts/1/stdout.log")), None), "the log")
+        run_dir = wait_for(
+            lambda: next(iter(runs.glob("*/attempts/1/stdout.log")), None), "the log"
+        )
         wait_for(lambda: run_dir.read_text() == "start\n", "the first line")
         follower = spawn("logs", "p/slow/" + run_dir.parents[2].name, "--follow", cwd=workspace)
         time.sleep(0.5)
@@ -96,7 +100,9 @@ def test_show_of_a_failed_run_says_how_it_ended(failing: str, cli: Cli) -> None:
     assert json.loads(cli("show", failing, "--json").stdout)["stderr_tail"][-1] == "err15"
 
 
-def test_run_of_a_failing_run_prints_the_stderr_tail_even_with_json(workspace: Path, cli: Cli) -> None:
+def test_run_of_a_failing_run_prints_the_stderr_tail_even_with_json(
+    workspace: Path, cli: Cli
+) -> None:
     assert cli("project create p").exit_code == 0
     assert cli("experiment", "create", "p/f", "-p", "code=2", "--command", NOISY).exit_code == 0
     r = cli("run p/f --json -j 2")  # (output only in the logs)
@@ -107,9 +113,21 @@ def test_run_of_a_failing_run_prints_the_stderr_tail_even_with_json(workspace: P
 
 
 def test_dry_run_says_why_each_run_would_or_would_not_execute(workspace: Path, cli: Cli) -> None:
-    (workspace / "molcfg.yaml").write_text("defaults: {epochs: 100}\nprofiles:\n  smoke: {epochs: 3}\n")
+    (workspace / "molcfg.yaml").write_text(
+        "defaults: {epochs: 100}\nprofiles:\n  smoke: {epochs: 3}\n"
+    )
     assert cli("project create p").exit_code == 0
-    r = cli("experiment", "create", "p/e", "-p", "x=1", "--replicas", "2", "--command", "test {replica} = 0")
+    r = cli(
+        "experiment",
+        "create",
+        "p/e",
+        "-p",
+        "x=1",
+        "--replicas",
+        "2",
+        "--command",
+        "test {replica} = 0",
+    )
     assert r.exit_code == 0
     assert cli("run p/e").exit_code == 1  # replica 1 fails
 
@@ -138,6 +156,8 @@ def test_dry_run_says_why_each_run_would_or_would_not_execute(workspace: Path, c
     assert snapshot(workspace, derived=True) == before  # a dry run writes nothing, no index
     # a changed seed makes new runs too
     definition = workspace / "projects/p/experiments/e/experiment.yaml"
-    definition.write_text(definition.read_text().replace("replicas: 2", "replicas: 2\nseeds: [7, 1]"))
+    definition.write_text(
+        definition.read_text().replace("replicas: 2", "replicas: 2\nseeds: [7, 1]")
+    )
     seeded = plan()
     assert seeded[0]["differs"] == ["seed 7 (was 0)"] and seeded[1]["reason"] == "failed"

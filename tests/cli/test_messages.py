@@ -31,9 +31,7 @@ def used_twice(workspace: Path, cli: Cli) -> str:
     return f"p/e/{rid}"
 
 
-def test_show_lists_an_input_once_with_the_attempts_that_used_it(
-    used_twice: str, cli: Cli
-) -> None:
+def test_show_lists_an_input_once_with_the_attempts_that_used_it(used_twice: str, cli: Cli) -> None:
     shown = cli("show", used_twice)
     assert shown.exit_code == 0, shown.output
     rows = [line for line in shown.stdout.splitlines() if line.startswith("data ")]
@@ -58,7 +56,9 @@ def test_durations_are_seconds_with_an_s_for_people_and_numbers_in_json(
     assert stamp.match(compared[1].split()[column]), compared
     record = json.loads(cli("show", used_twice, "--json").stdout)
     assert all(isinstance(a["duration"], float) for a in record["attempts"])
-    assert isinstance(json.loads(cli("ls", "--format", "json").stdout)[0]["attempts"][0]["duration"], float)
+    assert isinstance(
+        json.loads(cli("ls", "--format", "json").stdout)[0]["attempts"][0]["duration"], float
+    )
 
 
 def test_a_short_prefix_says_prefixes_need_four_characters(workspace: Path, cli: Cli) -> None:

@@ -103,7 +103,9 @@ def test_ctx_log_writes_steps_times_and_the_last_values(
     assert data[-1]["loss"] == 0.55
     # the last values everywhere: show, ls, compare, --where, --sort
     shown = cli("show", logged[0]).stdout
-    assert "metric  last  step  points  attempt" in shown and "loss    0.55  3     4       1" in shown
+    assert (
+        "metric  last  step  points  attempt" in shown and "loss    0.55  3     4       1" in shown
+    )
     assert json.loads(cli("show", logged[0], "--json").stdout)["metrics"] == {"loss": 0.55}
     assert cli("ls --where metrics.loss>0.6 --format ids").stdout.split() == logged[2:]
     top = cli("ls --sort -metrics.loss --limit 1")
@@ -120,7 +122,10 @@ def test_attempts_and_metric_choice(workspace: Path, cli: Cli, shell_run: str) -
     assert cli("run lj/sh --force").exit_code == 0
     rec = record(workspace, shell_run)
     assert rec["metrics"] == {"energy": -1.5}  # the latest attempt's
-    assert cli("metrics", shell_run).stdout.splitlines() == ["step  time  energy", "1           -1.5"]
+    assert cli("metrics", shell_run).stdout.splitlines() == [
+        "step  time  energy",
+        "1           -1.5",
+    ]
     first = cli("metrics", shell_run, "--attempt", "1", "-m", "loss").stdout.splitlines()
     assert first == ["step  time  loss", "10          0.9", "20          0.8", "30          0.7"]
     # a retry that records none keeps the metrics of the attempt that did (like results)
@@ -141,7 +146,9 @@ def test_attempts_and_metric_choice(workspace: Path, cli: Cli, shell_run: str) -
         (["--plot", "--follow"], 2, "--plot draws the series once"),
     ],
 )
-def test_metrics_refusals(cli: Cli, shell_run: str, args: list[str], code: int, message: str) -> None:
+def test_metrics_refusals(
+    cli: Cli, shell_run: str, args: list[str], code: int, message: str
+) -> None:
     r = cli("metrics", shell_run, *args)
     assert r.exit_code == code, r.output
     assert message in r.stderr and len(r.stderr.strip().splitlines()) <= 2
@@ -217,9 +224,7 @@ def test_a_killed_command_keeps_what_it_flushed(workspace: Path, cli: Cli) -> No
     assert rec["metrics"] == {"loss": 0.8}  # the torn line is ignored, never an error
 
 
-def test_follow_prints_points_as_they_come_and_ends_with_the_run(
-    workspace: Path, cli: Cli
-) -> None:
+def test_follow_prints_points_as_they_come_and_ends_with_the_run(workspace: Path, cli: Cli) -> None:
     (workspace / "tick.sh").write_text(
         'for i in 1 2 3; do echo "{\\"step\\": $i, \\"x\\": $i}" >> "$MOLEXP_METRICS_FILE";'
         " sleep 0.7; done\n"

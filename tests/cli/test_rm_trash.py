@@ -18,14 +18,16 @@ from molexp.core.store.lock import LOCK_NAME
 from tests.conftest import Cli, molexp_exe, run_molexp, snapshot
 from tests.reliability.conftest import proc_env, spawn, wait_for
 
-FAIL_ODD = 'test $(( {replica} % 2 )) -eq 0'
+FAIL_ODD = "test $(( {replica} % 2 )) -eq 0"
 
 
 @pytest.fixture
 def lab(workspace: Path, cli: Cli) -> list[str]:
     """p/e with four runs (replicas 1 and 3 failed) and p/other with one."""
     assert cli("project create p").exit_code == 0
-    assert cli("experiment", "create", "p/e", "--replicas", "4", "--command", FAIL_ODD).exit_code == 0
+    assert (
+        cli("experiment", "create", "p/e", "--replicas", "4", "--command", FAIL_ODD).exit_code == 0
+    )
     assert cli("experiment", "create", "p/other", "--command", "true").exit_code == 0
     assert cli("run p/e").exit_code == 1
     assert cli("run p/other").exit_code == 0
@@ -49,7 +51,9 @@ def _stats(root: Path) -> dict[str, tuple[int, int]]:
     }
 
 
-def test_rm_trash_ls_restore_round_trips_a_run_byte_for_byte(lab: list[str], workspace: Path, cli: Cli) -> None:
+def test_rm_trash_ls_restore_round_trips_a_run_byte_for_byte(
+    lab: list[str], workspace: Path, cli: Cli
+) -> None:
     assert cli("ls --format ids").exit_code == 0  # the index is warm
     before, times = snapshot(workspace), _stats(workspace)
     r = cli("rm", lab[0], "--yes")
@@ -60,7 +64,9 @@ def test_rm_trash_ls_restore_round_trips_a_run_byte_for_byte(lab: list[str], wor
     (entry,) = _trash(cli)
     assert entry["runs"] == 1 and entry["items"][0]["ref"] == lab[0] and entry["refs"] == [lab[0]]
     rid = lab[0].split("/")[2]
-    trashed = workspace / TRASH_DIR / entry["id"] / "projects/p/experiments/e/runs" / rid / "run.json"
+    trashed = (
+        workspace / TRASH_DIR / entry["id"] / "projects/p/experiments/e/runs" / rid / "run.json"
+    )
     assert trashed.is_file()  # its layout is kept
     assert cli("show", lab[0]).exit_code == 2
     r = cli("trash", "restore", entry["id"][:10])
@@ -129,7 +135,9 @@ def _on_a_terminal(args: list[str], cwd: Path, answer: str) -> tuple[int, str]:
     return code, seen.decode(errors="replace")
 
 
-def test_rm_on_a_terminal_lists_what_goes_and_asks(lab: list[str], workspace: Path, cli: Cli) -> None:
+def test_rm_on_a_terminal_lists_what_goes_and_asks(
+    lab: list[str], workspace: Path, cli: Cli
+) -> None:
     before = snapshot(workspace, derived=True)
     code, shown = _on_a_terminal(["rm", "p/e"], workspace, "n")
     assert code == 1 and "experiment p/e (4 runs)" in shown and "Nothing was removed" in shown
@@ -149,7 +157,9 @@ def test_dry_run_lists_and_moves_nothing(lab: list[str], workspace: Path, cli: C
     assert snapshot(workspace, derived=True) == before
 
 
-def test_where_removes_only_the_runs_that_meet_it(lab: list[str], workspace: Path, cli: Cli) -> None:
+def test_where_removes_only_the_runs_that_meet_it(
+    lab: list[str], workspace: Path, cli: Cli
+) -> None:
     r = cli("rm p/e --where status=failed --yes --json")
     assert r.exit_code == 0, r.output
     assert sorted(json.loads(r.stdout)["runs"]) == sorted([lab[1], lab[3]])
@@ -161,7 +171,9 @@ def test_where_removes_only_the_runs_that_meet_it(lab: list[str], workspace: Pat
     assert cli("ls --format ids").stdout.split() == [lab[2]]
 
 
-def test_whole_experiments_and_projects_go_and_come_back(lab: list[str], workspace: Path, cli: Cli) -> None:
+def test_whole_experiments_and_projects_go_and_come_back(
+    lab: list[str], workspace: Path, cli: Cli
+) -> None:
     before = snapshot(workspace)
     assert cli("rm p/other p/e --yes").exit_code == 0
     assert cli("experiment ls p --json").stdout.strip() == "[]"
@@ -169,7 +181,9 @@ def test_whole_experiments_and_projects_go_and_come_back(lab: list[str], workspa
     assert cli("project ls --json").stdout.strip() == "[]"
     entries = _trash(cli)
     assert [e["runs"] for e in entries] == [5, 0]
-    assert not list((workspace / TRASH_DIR).rglob(MARKER)) and not list((workspace / TRASH_DIR).rglob(LOCK_NAME))
+    assert not list((workspace / TRASH_DIR).rglob(MARKER)) and not list(
+        (workspace / TRASH_DIR).rglob(LOCK_NAME)
+    )
     # the experiments' entry needs its project back first
     r = cli("trash", "restore", entries[0]["id"])
     assert r.exit_code == 3 and "project p does not exist" in r.stderr
@@ -179,17 +193,36 @@ def test_whole_experiments_and_projects_go_and_come_back(lab: list[str], workspa
     assert cli("rm . -y").exit_code == 2  # never the whole workspace by accident
 
 
-def test_a_running_run_is_refused_even_with_force(workspace: Path, cli: Cli, tmp_path: Path) -> None:
+def test_a_running_run_is_refused_even_with_force(
+    workspace: Path, cli: Cli, tmp_path: Path
+) -> None:
     assert cli("project create p").exit_code == 0
-    assert cli("experiment", "create", "p/slow", "--command", 'while [ ! -e "$RELEASE" ]; do sleep 0.02; done').exit_code == 0
+    assert (
+        cli(
+            "experiment",
+            "create",
+            "p/slow",
+            "--command",
+            'while [ ! -e "$RELEASE" ]; do sleep 0.02; done',
+        ).exit_code
+        == 0
+    )
     release = tmp_path / "release"
     runner = spawn("run", "p/slow", cwd=workspace, env=proc_env(RELEASE=str(release)))
     try:
         runs = workspace / "projects/p/experiments/slow/runs"
-        run_dir = wait_for(lambda: next((d for d in runs.glob("*") if (d / LOCK_NAME).exists()), None), "the run")
-        wait_for(lambda: json.loads((run_dir / "run.json").read_text())["status"] == "running", "running")
+        run_dir = wait_for(
+            lambda: next((d for d in runs.glob("*") if (d / LOCK_NAME).exists()), None), "the run"
+        )
+        wait_for(
+            lambda: json.loads((run_dir / "run.json").read_text())["status"] == "running", "running"
+        )
         before = snapshot(workspace)
-        for args in (["rm", f"p/slow/{run_dir.name}", "-y"], ["rm", "p/slow", "-y", "--force"], ["rm", "p", "-y"]):
+        for args in (
+            ["rm", f"p/slow/{run_dir.name}", "-y"],
+            ["rm", "p/slow", "-y", "--force"],
+            ["rm", "p", "-y"],
+        ):
             res = run_molexp(*args, cwd=workspace, env=proc_env())
             assert res.returncode == 3, (args, res.stderr)
             assert "held by" in res.stderr and "Nothing was removed" in res.stderr
@@ -238,7 +271,9 @@ def test_a_run_that_produced_an_asset_is_refused(lab: list[str], workspace: Path
     assert cli("rm", lab[0], "-y", "--force").exit_code == 0
 
 
-def test_an_asset_that_goes_with_its_experiment_does_not_refuse(lab: list[str], workspace: Path, cli: Cli) -> None:
+def test_an_asset_that_goes_with_its_experiment_does_not_refuse(
+    lab: list[str], workspace: Path, cli: Cli
+) -> None:
     from molexp.core.assets import Scope, add_asset
     from molexp.core.records.workspace import Workspace
 
@@ -293,7 +328,11 @@ def _consistent(run_dir: Path) -> dict[str, Any]:
     """A run directory holds a whole run: a valid record whose attempts are all
     there and ended (or it never started)."""
     record: dict[str, Any] = json.loads((run_dir / "run.json").read_text())
-    numbers = sorted(int(p.name) for p in (run_dir / "attempts").glob("*")) if (run_dir / "attempts").exists() else []
+    numbers = (
+        sorted(int(p.name) for p in (run_dir / "attempts").glob("*"))
+        if (run_dir / "attempts").exists()
+        else []
+    )
     assert numbers == [a["n"] for a in record["attempts"]], run_dir
     assert record["status"] != "running", run_dir
     return record
@@ -305,7 +344,12 @@ def test_runs_started_while_rm_works_are_either_removed_whole_or_untouched(
 ) -> None:
     replicas = 24
     assert cli("project create P").exit_code == 0
-    assert cli("experiment", "create", "P/E", "--replicas", str(replicas), "--command", "sleep 0.05").exit_code == 0
+    assert (
+        cli(
+            "experiment", "create", "P/E", "--replicas", str(replicas), "--command", "sleep 0.05"
+        ).exit_code
+        == 0
+    )
     runner = spawn("run", "P/E", "-j", "3", cwd=workspace)
     removed = 0
     runs = workspace / "projects/P/experiments/E/runs"
@@ -333,7 +377,10 @@ def test_runs_started_while_rm_works_are_either_removed_whole_or_untouched(
 @pytest.mark.slow
 def test_an_experiment_removed_while_it_runs_goes_whole(workspace: Path, cli: Cli) -> None:
     assert cli("project create P").exit_code == 0
-    assert cli("experiment", "create", "P/E", "--replicas", "30", "--command", "sleep 0.05").exit_code == 0
+    assert (
+        cli("experiment", "create", "P/E", "--replicas", "30", "--command", "sleep 0.05").exit_code
+        == 0
+    )
     runner = spawn("run", "P/E", "-j", "2", cwd=workspace)
     refused = 0
     try:

@@ -36,8 +36,17 @@ def exp(workspace: Path, cli: Cli) -> Path:
     (workspace / "train.py").write_text(SCRIPT)
     (workspace / "molcfg.yaml").write_text(MOLCFG)
     assert cli("project create qm9").exit_code == 0
-    r = cli("experiment", "create", "qm9/baseline", "--param", "lr=1e-3", "--replicas", "2",
-            "--command", "python train.py")
+    r = cli(
+        "experiment",
+        "create",
+        "qm9/baseline",
+        "--param",
+        "lr=1e-3",
+        "--replicas",
+        "2",
+        "--command",
+        "python train.py",
+    )
     assert r.exit_code == 0, r.output
     return workspace
 
@@ -107,8 +116,20 @@ def test_dry_run_writes_nothing(exp: Path, cli: Cli) -> None:
 
 
 def test_argv_after_double_dash_runs_without_shell(exp: Path, cli: Cli) -> None:
-    r = cli("run", "qm9/baseline", "-r", "0", "--json", "--", "python", "-c",
-            "import sys; print(sys.argv[1:])", "{lr}", "$HOME;echo", "{{lr}}")
+    r = cli(
+        "run",
+        "qm9/baseline",
+        "-r",
+        "0",
+        "--json",
+        "--",
+        "python",
+        "-c",
+        "import sys; print(sys.argv[1:])",
+        "{lr}",
+        "$HOME;echo",
+        "{{lr}}",
+    )
     assert r.exit_code == 0, r.output
     run_dir = Path(lines(r.stdout)[0]["run_dir"])
     assert "['0.001', '$HOME;echo', '{lr}']" in (run_dir / "attempts/1/stdout.log").read_text()
@@ -117,8 +138,15 @@ def test_argv_after_double_dash_runs_without_shell(exp: Path, cli: Cli) -> None:
 def test_param_values_are_never_shell_code(workspace: Path, cli: Cli) -> None:
     cli("project create p")
     evil = "x; touch pwned #"
-    r = cli("experiment", "create", "p/e", "--param", f"name={evil}",
-            "--command", "echo {name} ${HOME+set} {{name}}")
+    r = cli(
+        "experiment",
+        "create",
+        "p/e",
+        "--param",
+        f"name={evil}",
+        "--command",
+        "echo {name} ${HOME+set} {{name}}",
+    )
     assert r.exit_code == 0, r.output
     r = cli("run p/e --json")
     assert r.exit_code == 0, r.output
@@ -131,12 +159,14 @@ def test_param_values_are_never_shell_code(workspace: Path, cli: Cli) -> None:
     "command", ['echo "{x}"', "echo '{x}'", "echo {x}", 'python3 -c "print({x})"',
                 'python3 -c "import sys; print(sys.argv[1])" "{x}"'],
 )  # fmt: skip
-@pytest.mark.parametrize("value", ["$(touch pwned)", "`touch pwned`", "\";touch pwned;\""])
+@pytest.mark.parametrize("value", ["$(touch pwned)", "`touch pwned`", '";touch pwned;"'])
 def test_a_quoted_placeholder_never_runs_its_value(
     workspace: Path, cli: Cli, command: str, value: str
 ) -> None:
     cli("project create p")
-    assert cli("experiment", "create", "p/q", "--param", "x=hi", "--command", command).exit_code == 0
+    assert (
+        cli("experiment", "create", "p/q", "--param", "x=hi", "--command", command).exit_code == 0
+    )
     r = cli("run", "p/q", "--param", f"x={value}", "--json")
     assert not (workspace / "pwned").exists()
     (o,) = lines(r.stdout)
@@ -159,8 +189,15 @@ def test_a_param_named_like_a_builtin_is_refused_at_create(workspace: Path, cli:
 
 
 def test_config_and_nested_param_placeholders(exp: Path, cli: Cli) -> None:
-    r = cli("experiment", "create", "qm9/lmp", "--param", "opt={lr: 0.1, kind: adam}",
-            "--command", "echo {config.epochs} {config.optimizer.lr} {params.opt.kind} {opt}")
+    r = cli(
+        "experiment",
+        "create",
+        "qm9/lmp",
+        "--param",
+        "opt={lr: 0.1, kind: adam}",
+        "--command",
+        "echo {config.epochs} {config.optimizer.lr} {params.opt.kind} {opt}",
+    )
     assert r.exit_code == 0, r.output
     r = cli("run qm9/lmp --profile smoke --json")
     assert r.exit_code == 0, r.output
@@ -225,7 +262,7 @@ ctx.set_results({"loss": np.float32(0.25), "bad": {1: 2}})
 
 def test_a_results_json_holding_nan_keeps_every_result(workspace: Path, cli: Cli) -> None:
     cli("project create p")
-    cli("experiment", "create", "p/e", "--command", f"{sys.executable} -c \"{NAN_RESULTS}\"")
+    cli("experiment", "create", "p/e", "--command", f'{sys.executable} -c "{NAN_RESULTS}"')
     r = cli("run p/e --json")
     assert r.exit_code == 0, r.output
     rec = json.loads(cli("show", lines(r.stdout)[0]["id"], "--json").stdout)
@@ -235,9 +272,7 @@ def test_a_results_json_holding_nan_keeps_every_result(workspace: Path, cli: Cli
     assert rec["attempts"][0]["warnings"] == [] and rec["attempts"][0]["error"] is None
 
 
-def test_set_result_stores_numpy_values_and_names_what_it_cannot(
-    workspace: Path, cli: Cli
-) -> None:
+def test_set_result_stores_numpy_values_and_names_what_it_cannot(workspace: Path, cli: Cli) -> None:
     pytest.importorskip("numpy")
     (workspace / "fit.py").write_text(SET_RESULTS)
     cli("project create p")
@@ -260,8 +295,13 @@ def test_set_result_stores_numpy_values_and_names_what_it_cannot(
 
 def test_a_new_attempt_keeps_the_earlier_attempt_s_artifacts(workspace: Path, cli: Cli) -> None:
     cli("project create p")
-    cli("experiment", "create", "p/e", "--command",
-        'echo "traj of $MOLEXP_ATTEMPT" > "$MOLEXP_RUN_DIR/artifacts/traj.xyz"; exit "${FAIL:-0}"')
+    cli(
+        "experiment",
+        "create",
+        "p/e",
+        "--command",
+        'echo "traj of $MOLEXP_ATTEMPT" > "$MOLEXP_RUN_DIR/artifacts/traj.xyz"; exit "${FAIL:-0}"',
+    )
     (o,) = lines(cli("run p/e --json").stdout)
     run_dir = Path(o["run_dir"])
     assert cli("run p/e --force").exit_code == 0
@@ -289,11 +329,25 @@ def test_an_empty_artifacts_folder_is_not_moved(workspace: Path, cli: Cli) -> No
 
 
 def test_environment_of_the_command(exp: Path, cli: Cli) -> None:
-    r = cli("run", "qm9/baseline", "-r", "1", "--profile", "smoke", "--json", "--", "sh", "-c",
-            "env | grep ^MOLEXP_ | sort")
+    r = cli(
+        "run",
+        "qm9/baseline",
+        "-r",
+        "1",
+        "--profile",
+        "smoke",
+        "--json",
+        "--",
+        "sh",
+        "-c",
+        "env | grep ^MOLEXP_ | sort",
+    )
     assert r.exit_code == 0
     o = lines(r.stdout)[0]
-    env = dict(line.split("=", 1) for line in (Path(o["run_dir"]) / "attempts/1/stdout.log").read_text().splitlines())
+    env = dict(
+        line.split("=", 1)
+        for line in (Path(o["run_dir"]) / "attempts/1/stdout.log").read_text().splitlines()
+    )
     assert env["MOLEXP_RUN_ID"] == o["id"]
     assert env["MOLEXP_REPLICA"] == "1" and env["MOLEXP_SEED"] == "1"
     assert env["MOLEXP_PROFILE"] == "smoke"

@@ -25,7 +25,9 @@ def lab(workspace: Path, cli: Cli) -> list[str]:
 
 def _record(workspace: Path, ref: str) -> dict[str, Any]:
     p, e, rid = ref.split("/")
-    return json.loads((workspace / "projects" / p / "experiments" / e / "runs" / rid / "run.json").read_text())
+    return json.loads(
+        (workspace / "projects" / p / "experiments" / e / "runs" / rid / "run.json").read_text()
+    )
 
 
 def test_tag_adds_and_removes_in_order_and_keeps_a_sorted_set(
@@ -59,7 +61,9 @@ def test_bad_tags_and_refs_write_nothing(lab: list[str], workspace: Path, cli: C
     assert snapshot(workspace) == before
 
 
-def test_tags_and_notes_on_experiments_and_projects(lab: list[str], workspace: Path, cli: Cli) -> None:
+def test_tags_and_notes_on_experiments_and_projects(
+    lab: list[str], workspace: Path, cli: Cli
+) -> None:
     definition = workspace / "projects/p/experiments/e/experiment.yaml"
     definition.write_text("# my sweep\n" + definition.read_text())
     assert cli("tag p/e p +baseline").exit_code == 0
@@ -119,14 +123,19 @@ def test_ids_stay_and_the_run_stays_up_to_date(lab: list[str], workspace: Path, 
 WAIT = 'while [ ! -e "$RELEASE" ]; do sleep 0.02; done'
 
 
-def test_a_running_run_gets_its_tags_when_the_attempt_saves(workspace: Path, cli: Cli, tmp_path: Path) -> None:
+def test_a_running_run_gets_its_tags_when_the_attempt_saves(
+    workspace: Path, cli: Cli, tmp_path: Path
+) -> None:
     assert cli("project create p").exit_code == 0
     assert cli("experiment", "create", "p/slow", "--command", WAIT).exit_code == 0
     release = tmp_path / "release"
     runner = spawn("run", "p/slow", cwd=workspace, env=proc_env(RELEASE=str(release)))
     try:
         runs = workspace / "projects/p/experiments/slow/runs"
-        run_dir = wait_for(lambda: next((d for d in runs.glob("*") if (d / LOCK_NAME).exists()), None), "the run to start")
+        run_dir = wait_for(
+            lambda: next((d for d in runs.glob("*") if (d / LOCK_NAME).exists()), None),
+            "the run to start",
+        )
         ref = f"p/slow/{run_dir.name}"
         wait_for(lambda: _record(workspace, ref)["status"] == "running", "running")
         tagged = run_molexp("tag", ref, "+watch", "--json", cwd=workspace, env=proc_env())
@@ -159,7 +168,9 @@ def test_a_change_queued_after_the_last_save_is_folded_by_the_next_writer(
     assert not (run_dir / QUEUE_DIR).exists()
 
 
-def test_tags_and_notes_survive_export_and_import(lab: list[str], workspace: Path, cli: Cli, tmp_path: Path) -> None:
+def test_tags_and_notes_survive_export_and_import(
+    lab: list[str], workspace: Path, cli: Cli, tmp_path: Path
+) -> None:
     assert cli("tag", lab[0], "p/e", "+paper").exit_code == 0
     assert cli("note", lab[0], "figure 3").exit_code == 0
     bundle = tmp_path / "b.tar.gz"
@@ -172,7 +183,9 @@ def test_tags_and_notes_survive_export_and_import(lab: list[str], workspace: Pat
     assert shown["tags"] == ["paper"] and shown["notes"][0]["text"] == "figure 3"
     assert shown["id"] == lab[0].split("/")[2]
     assert json.loads(cli("-w", str(other), "show", "p/e", "--json").stdout)["tags"] == ["paper"]
-    assert cli("-w", str(other), "ls", "--tag", "paper", "--format", "ids").stdout.split() == [lab[0]]
+    assert cli("-w", str(other), "ls", "--tag", "paper", "--format", "ids").stdout.split() == [
+        lab[0]
+    ]
 
 
 def test_the_tag_completion_offers_tags_in_use(lab: list[str], workspace: Path, cli: Cli) -> None:

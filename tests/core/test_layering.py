@@ -14,7 +14,9 @@ IMPORT = re.compile(r"^\s*(?:import|from)\s+(\w+)", re.M)
 def test_core_imports_no_ui_library() -> None:
     for path in (ROOT / "molexp" / "core").rglob("*.py"):
         found = set(IMPORT.findall(path.read_text()))
-        assert not found & {"typer", "rich", "click"}, f"{path} imports {found & {'typer', 'rich', 'click'}}"
+        assert not found & {"typer", "rich", "click"}, (
+            f"{path} imports {found & {'typer', 'rich', 'click'}}"
+        )
 
 
 def test_nothing_imports_click_directly() -> None:

@@ -41,10 +41,14 @@ def alias_bomb(levels: int = 9, width: int = 9, top: str = "defaults") -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-ALIAS_BOMB_VALUE = "[" + ", ".join(
-    ["&a0 [x, x, x, x, x, x, x, x, x]"]
-    + [f"&a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 9)]
-) + "]"
+ALIAS_BOMB_VALUE = (
+    "["
+    + ", ".join(
+        ["&a0 [x, x, x, x, x, x, x, x, x]"]
+        + [f"&a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 9)]
+    )
+    + "]"
+)
 
 # Input files, written outside the workspace: name -> bytes.
 FILES: dict[str, bytes] = {
@@ -171,7 +175,14 @@ CASES: list[Case] = [
     c("params-nul-byte", "experiment", "create", "P/E2", "--params", "{in}/nul.yaml"),
     c("params-duplicate-keys", "experiment", "create", "P/E2", "--params", "{in}/dup-keys.yaml"),
     c("params-tabs", "experiment", "create", "P/E2", "--params", "{in}/tabs.yaml"),
-    c("params-alias-bomb", "experiment", "create", "P/E2", "--params", "{in}/alias-bomb-params.yaml"),
+    c(
+        "params-alias-bomb",
+        "experiment",
+        "create",
+        "P/E2",
+        "--params",
+        "{in}/alias-bomb-params.yaml",
+    ),
     c("param-no-equals", "experiment", "create", "P/E2", "--param", "lr"),
     c("param-empty-key", "experiment", "create", "P/E2", "--param", "=1"),
     c("param-nan", "experiment", "create", "P/E2", "--param", "lr=.nan"),
@@ -234,8 +245,15 @@ CASES: list[Case] = [
     c("run-grid-file-typo", "run", "P/E", "--grid-file", "{in}/typo-grid.yaml"),
     c("run-config-placeholder-missing", "run", "P/E", setup="command-config-missing"),
     c("run-placeholder-in-backticks", "run", "P/E", "-p", "lr=a b", setup="command-backtick"),
-    c("run-placeholder-in-arithmetic", "run", "P/E", "-p", "lr=x", "--dry-run",
-      setup="command-arithmetic"),
+    c(
+        "run-placeholder-in-arithmetic",
+        "run",
+        "P/E",
+        "-p",
+        "lr=x",
+        "--dry-run",
+        setup="command-arithmetic",
+    ),
     c("run-placeholder-in-heredoc", "run", "P/E", "-p", "lr=$(x)", setup="command-heredoc"),
     c("run-workdir-gone", "run", "P/E", setup="workdir-gone"),
     c("run-very-long-ref", "run", LONG),
@@ -289,8 +307,15 @@ CASES: list[Case] = [
     c("compare-where-operator", "compare", "P/E", "--where", "lr=<1", needs="compare"),
     c("compare-plot-alone", "compare", "P/E", "--plot", "lr", needs="compare"),
     c("compare-plot-unknown", "compare", "P/E", "--aggregate", "--plot", "nope", needs="compare"),
-    c("compare-sort-unknown-aggregate", "compare", "P/E", "--aggregate", "--sort", "nope",
-      needs="compare"),
+    c(
+        "compare-sort-unknown-aggregate",
+        "compare",
+        "P/E",
+        "--aggregate",
+        "--sort",
+        "nope",
+        needs="compare",
+    ),
     c("diff-unknown", "diff", "zzzz", "yyyy", needs="diff"),
     c("cancel-unknown", "cancel", "P/E/abcd", needs="cancel"),
     c("run-retry-missing", "run-retry", "{in}/nope.json"),
@@ -314,15 +339,31 @@ CASES: list[Case] = [
     c("project-under-newer-workspace", "project", "create", "Q", setup="workspace-newer"),
     c(
         "assets-add-project-linked-out",
-        "assets", "add", "P", "data", "{in}/data.txt",
+        "assets",
+        "add",
+        "P",
+        "data",
+        "{in}/data.txt",
         setup="project-assets-linked-out",
     ),  # fmt: skip
     c(
         "assets-add-workspace-linked-out",
-        "assets", "add", ".", "data", "{in}/data.txt",
+        "assets",
+        "add",
+        ".",
+        "data",
+        "{in}/data.txt",
         setup="workspace-assets-linked-out",
     ),  # fmt: skip
-    c("assets-add-under-newer-project", "assets", "add", "P", "d", "{in}/data.txt", setup="project-newer"),
+    c(
+        "assets-add-under-newer-project",
+        "assets",
+        "add",
+        "P",
+        "d",
+        "{in}/data.txt",
+        setup="project-newer",
+    ),
     c("tag-under-newer-project", "tag", "P/E", "+keep", needs="tag", setup="project-newer"),
     c("tag-run-linked-out", "tag", "P/E/{run_id}", "+keep", needs="tag", setup="runs-linked-out"),
     c("note-under-newer-project", "note", "P", "text", needs="note", setup="workspace-newer"),
@@ -433,7 +474,10 @@ def replace_member(src: Path, dst: Path, name: str, data: bytes) -> None:
 
     hasher = Hasher()
     hasher.update(data)
-    with tarfile.open(src, "r:gz") as tin, tarfile.open(dst, "w:gz", format=tarfile.PAX_FORMAT) as tout:
+    with (
+        tarfile.open(src, "r:gz") as tin,
+        tarfile.open(dst, "w:gz", format=tarfile.PAX_FORMAT) as tout,
+    ):
         for member in tin:
             body = tin.extractfile(member).read() if member.isreg() else None  # type: ignore[union-attr]
             if member.name == name:

@@ -28,7 +28,7 @@ from tests.reliability.conftest import make_experiment, proc_env, spawn, wait_fo
 LOUD = f"{sys.executable} -c \"import sys; [print('x' * 1023) for _ in range(5000)]\""
 # Keeps a 3 MB artifact (a bundle too big for the 1 MB disk).
 BIG = (
-    f"{sys.executable} -c \"import os; "
+    f'{sys.executable} -c "import os; '
     "open(os.environ['MOLEXP_RUN_DIR'] + '/artifacts/big', 'wb').write(os.urandom(3_000_000))\""
 )
 

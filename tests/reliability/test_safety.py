@@ -350,7 +350,10 @@ def test_assets_add_and_rm_never_write_through_a_link_outside(
     library.symlink_to(outside / "lib")
     before = records_snapshot(outside)
     data.write_text("other\n")
-    for argv in (("assets", "add", scope, "data", str(data), "--replace"), ("assets", "rm", scope, "data")):
+    for argv in (
+        ("assets", "add", scope, "data", str(data), "--replace"),
+        ("assets", "rm", scope, "data"),
+    ):
         res = cli(*argv)
         assert res.exit_code == 3, res.output
         assert "leads outside the workspace" in res.stderr

@@ -32,7 +32,9 @@ def test_a_batch_starts_one_supervisor_per_job_slot_and_leaves_none(
     assert all(pid_gone(p) for p in parents), "a supervisor outlived `molexp run`"
 
 
-def test_nothing_the_command_leaves_running_outlives_the_attempt(ws_root: Path, tmp_path: Path) -> None:
+def test_nothing_the_command_leaves_running_outlives_the_attempt(
+    ws_root: Path, tmp_path: Path
+) -> None:
     child = tmp_path / "child"
     make_experiment(ws_root, command=f'sleep 300 & echo "$!" > {child}')
     started = time.monotonic()
@@ -48,9 +50,7 @@ def test_kill9_during_a_later_run_takes_its_whole_group_down(
 ) -> None:
     """The supervisor has served an attempt already; it still guards the next."""
     pids = tmp_path / "pids"
-    script = (
-        'if [ "$MOLEXP_REPLICA" = 1 ]; then sleep 300 & echo "$$ $!" > "$PIDS"; wait; fi'
-    )
+    script = 'if [ "$MOLEXP_REPLICA" = 1 ]; then sleep 300 & echo "$$ $!" > "$PIDS"; wait; fi'
     make_experiment(ws_root, replicas=2, command=script)
     proc = spawn("run", "P/E", cwd=ws_root, new_session=True, env=proc_env(PIDS=str(pids)))
     command, child = (
@@ -62,4 +62,3 @@ def test_kill9_during_a_later_run_takes_its_whole_group_down(
         os.kill(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=30)
     wait_for(lambda: pid_gone(command) and pid_gone(child), "the orphaned group to end", 30)
-

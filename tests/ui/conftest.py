@@ -28,7 +28,7 @@ CHROMIUM = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
 CHROMEDRIVER = ("/usr/bin/chromedriver",)
 XSS = '<img src=x onerror="window.pwned=1"><script>window.pwned=2</script>'
 
-SIM = r'''
+SIM = r"""
 import json, os, sys
 params = json.load(open(os.environ["MOLEXP_PARAMS_FILE"]))
 seed = int(os.environ["MOLEXP_SEED"])
@@ -47,7 +47,7 @@ with open(os.path.join(art, "out.txt"), "w") as fh:
     fh.write(f"artifact of x={x}\n")
 with open(os.environ["MOLEXP_RESULTS_FILE"], "w") as fh:
     json.dump({"y": y, "label": "ok"}, fh)
-'''
+"""
 
 
 def molexp_env(home: Path) -> dict[str, str]:

@@ -20,7 +20,9 @@ def test_workspace_lists_projects_experiments_and_counts(served: Served) -> None
     (project,) = ws["projects"]
     assert project["name"] == "lab" and project["description"] == "tests of the web view"
     experiments = {e["name"]: e for e in project["experiments"]}
-    assert experiments["sweep"]["runs"] == 6 and experiments["sweep"]["by_status"] == {"succeeded": 6}
+    assert experiments["sweep"]["runs"] == 6 and experiments["sweep"]["by_status"] == {
+        "succeeded": 6
+    }
     assert experiments["xss"]["params"] == {"name": XSS}
     assert ws["problems"] == []
     assert served.get_json("/api/workspace?project=lab")["projects"][0]["name"] == "lab"
@@ -62,7 +64,9 @@ def test_runs_filter_with_the_query_grammar_and_sort(served: Served) -> None:
                                               "--format", "json").stdout))  # fmt: skip
         got = served.get_json(f"/api/runs?ref=lab/sweep&sort={quote(sort)}")
         assert [r["id"] for r in got["rows"]] == expected, sort
-    durations = [r["duration"] for r in served.get_json("/api/runs?ref=lab/sweep&sort=-duration")["rows"]]
+    durations = [
+        r["duration"] for r in served.get_json("/api/runs?ref=lab/sweep&sort=-duration")["rows"]
+    ]
     assert durations == sorted(durations, reverse=True)
 
 
@@ -103,7 +107,9 @@ def test_tags_filter_runs(own_served: Served) -> None:
     table = own_served.get_json("/api/runs?ref=lab/sweep&tag=keep")
     assert [r["id"] for r in table["rows"]] == [first, second]
     assert table["tags"] == ["best", "keep"]
-    assert [r["id"] for r in own_served.get_json("/api/runs?ref=lab/sweep&tag=keep&tag=best")["rows"]] == [second]
+    assert [
+        r["id"] for r in own_served.get_json("/api/runs?ref=lab/sweep&tag=keep&tag=best")["rows"]
+    ] == [second]
     assert own_served.get_json("/api/runs?ref=lab/sweep&sort=tags")["total"] == 6
 
 
@@ -144,7 +150,9 @@ def test_run_is_its_show_record_with_its_files(served: Served) -> None:
     assert status == 200 and body.startswith(b"artifact of x=")
     first = files["attempts"]["1"]
     assert set(first) >= {"stdout.log", "stderr.log", "artifacts"}
-    assert served.request("GET", "/files/" + first["stderr.log"]["url"])[2].startswith(b"stderr of x=")
+    assert served.request("GET", "/files/" + first["stderr.log"]["url"])[2].startswith(
+        b"stderr of x="
+    )
     env = run["attempts"][0]["env"]
     assert env["package_count"] > 0
     status, _, packages = served.request("GET", "/files/" + first["packages"]["url"])
@@ -242,7 +250,9 @@ def test_an_unreadable_record_is_named_and_hides_nothing(own_served: Served) -> 
     ref = "lab/sweep/" + lab.records("lab/sweep")[0]["id"]
     (lab.run_dir(ref) / "run.json").write_text("{ not json")
     table = own_served.get_json("/api/runs?ref=lab/sweep")
-    assert table["total"] == 5 and len(table["problems"]) == 1 and "run.json" in table["problems"][0]
+    assert (
+        table["total"] == 5 and len(table["problems"]) == 1 and "run.json" in table["problems"][0]
+    )
     exp = own_served.get_json("/api/experiment?ref=lab/sweep")
     assert len(exp["runs"]) == 5 and exp["problems"]
 
@@ -270,7 +280,9 @@ def test_a_long_metric_series_is_thinned_for_the_chart(own_served: Served) -> No
     lab = own_served.lab
     ref = "lab/sweep/" + lab.records("lab/sweep")[0]["id"]
     path = lab.run_dir(ref) / "attempts" / "1" / "metrics.jsonl"
-    path.write_text("".join(json.dumps({"step": i, "loss": 1 / i}) + "\n" for i in range(1, 50_001)))
+    path.write_text(
+        "".join(json.dumps({"step": i, "loss": 1 / i}) + "\n" for i in range(1, 50_001))
+    )
     got = own_served.get_json(f"/api/metrics?ref={ref}")
     steps = got["series"]["loss"]["step"]
     assert got["thinned"] == ["loss"] and 10_000 < len(steps) <= 20_001

@@ -100,7 +100,9 @@ def test_sort_and_filter_from_the_table(browser: Any, served: Served) -> None:
     box = _css(browser, "input.where")[0]
     box.clear()
     box.send_keys("x>>2\n")
-    wait_for(lambda: "unknown operator" in _css(browser, ".message")[0].text, what="the grammar error")
+    wait_for(
+        lambda: "unknown operator" in _css(browser, ".message")[0].text, what="the grammar error"
+    )
     _css(browser, "input.where")[0].clear()
 
 
@@ -111,7 +113,10 @@ def test_tags_and_notes_from_the_run_page(browser: Any, own_served: Served) -> N
     box = wait_for(lambda: _css(browser, "#tag-input"), what="the tag box")[0]
     box.send_keys("keep")
     _css(browser, "#tag-add")[0].click()
-    wait_for(lambda: any(t.text.startswith("keep") for t in _css(browser, ".tags-edit .tag")), what="the tag")
+    wait_for(
+        lambda: any(t.text.startswith("keep") for t in _css(browser, ".tags-edit .tag")),
+        what="the tag",
+    )
     _css(browser, "#note-input")[0].send_keys(f"checked by hand {XSS}")
     _css(browser, "#note-add")[0].click()
     wait_for(lambda: any(XSS in n.text for n in _css(browser, ".note-text")), what="the note")
@@ -137,7 +142,9 @@ def test_a_running_run_is_followed(browser: Any, own_served: Served, tmp_path: P
                             stderr=subprocess.DEVNULL)  # fmt: skip
     try:
         browser.get(own_served.url + "p/lab")
-        row = wait_for(lambda: [r for r in _rows(browser) if r.startswith("lab/slow/")], what="the run")
+        row = wait_for(
+            lambda: [r for r in _rows(browser) if r.startswith("lab/slow/")], what="the run"
+        )
         browser.get(own_served.url + "r/" + row[0])
         wait_for(lambda: "running" in _css(browser, "h1 .badge")[0].text, what="running")
         first = wait_for(lambda: _css(browser, "#log")[0].text.count("tick"), what="some ticks")

@@ -52,7 +52,9 @@ def test_the_report_references_nothing_outside_itself(lab: Lab, tmp_path: Path) 
     assert parsed.refs == []  # no src=, href=, <link>: scripts, styles and data are inline
     assert {"iframe", "img", "object", "embed", "link", "base"}.isdisjoint(parsed.tags)
     # Nothing in the markup, styles or script text points elsewhere either.
-    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:|//|file:|[\w./-]+\.(js|css|png|svg)\b)""", text, re.I)
+    assert not re.search(
+        r"""(src|href)\s*=\s*["']?\s*(https?:|//|file:|[\w./-]+\.(js|css|png|svg)\b)""", text, re.I
+    )
     assert not re.search(r"@import|url\(\s*['\"]?\s*(https?:|//|file:)", text, re.I)
     assert "Content-Security-Policy" in text and "default-src 'none'" in text
     assert text.count("<script") == 3  # the data, uPlot, the page script

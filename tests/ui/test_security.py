@@ -178,7 +178,9 @@ def test_a_file_of_a_run_is_served(files_lab: Served) -> None:
     "..%2f..%2f..%2f..%2f..%2f..%2f..%2fworkspace.yaml", "./out.txt", "x/../out.txt", "out.txt%00.png",
     "..\\..\\out.txt", "/out.txt",
 ])  # fmt: skip
-def test_files_outside_or_internal_or_not_normalised_are_refused(files_lab: Served, tail: str) -> None:
+def test_files_outside_or_internal_or_not_normalised_are_refused(
+    files_lab: Served, tail: str
+) -> None:
     status, _, body = files_lab.request("GET", f"{_art(files_lab)}/{tail}")
     assert status == 403, (tail, body)
     assert b"outside the workspace\n" != body and b"internal\n" != body

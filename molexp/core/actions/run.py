@@ -154,4 +154,3 @@ def submit(p: Plan) -> Submission:
 
 def exit_code(outcomes: Sequence[Outcome], signal: int | None = None) -> int:
     return batch.exit_code_for(outcomes, signal)
-

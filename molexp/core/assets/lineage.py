@@ -153,7 +153,9 @@ def inputs_of(run_dir: Path, record: dict[str, Any] | None = None) -> list[Input
         if not isinstance(name, str) or not isinstance(scope, str):
             continue
         digest = item.get("content_hash")
-        seen.setdefault((scope, name), Input(scope, name, digest if isinstance(digest, str) else None))
+        seen.setdefault(
+            (scope, name), Input(scope, name, digest if isinstance(digest, str) else None)
+        )
     return list(seen.values())
 
 

@@ -324,7 +324,6 @@ class _Importer:
                 _place_file(self.ws.root, others[rel], dest / rel)
         (self.report.imported if missing else self.report.unchanged).append(item)
 
-
     def _same_asset(self, unit: str, src: Path, dest: Path, item: Item) -> None:
         """An asset already in the workspace: kept when it holds the same content
         (same ``content_hash``, whatever its description or date), a conflict
@@ -406,7 +405,9 @@ def _place(ws: Workspace, staging: Path, units: dict[str, set[str]], report: Imp
     for unit in kept:
         staged = staging / unit / RUN_FILE  # (moved into the workspace when imported)
         try:
-            record = json.loads((staged if staged.exists() else ws.root / unit / RUN_FILE).read_bytes())
+            record = json.loads(
+                (staged if staged.exists() else ws.root / unit / RUN_FILE).read_bytes()
+            )
         except (OSError, ValueError):
             continue
         wanted.update(f"environments/{d}.txt" for d in environments.referenced([record]))

@@ -52,7 +52,11 @@ def exit_code_for(outcomes: Sequence[Outcome], signal_received: int | None) -> i
     refused = [o.error.exit_code for o in outcomes if o.error is not None]
     if refused:
         return 3 if 3 in refused else max(refused)
-    if any(o.status in ("failed", "cancelled", "interrupted") for o in outcomes if o.action == "executed"):
+    if any(
+        o.status in ("failed", "cancelled", "interrupted")
+        for o in outcomes
+        if o.action == "executed"
+    ):
         return 1
     return 0
 
@@ -133,9 +137,7 @@ def preview(
     if options.argv or command:
         values = placeholder_values(run, next_number(run.record))
         argv = build_argv(None if options.argv else command, options.argv, values)[0]
-    return Outcome(
-        run, "planned", status, message=would, reason=reason, differs=differs, argv=argv
-    )
+    return Outcome(run, "planned", status, message=would, reason=reason, differs=differs, argv=argv)
 
 
 def _why_new(spec: RunSpec, siblings: Sequence[Mapping[str, Any]]) -> tuple[str, list[str] | None]:

@@ -31,6 +31,7 @@ DRAIN_GRACE = 10.0
 """Seconds the pipes are still read after the command ended (a background process
 deaf to SIGTERM may hold them open); then the attempt ends without the rest."""
 
+
 @dataclass
 class CommandResult:
     exit_code: int
@@ -86,7 +87,9 @@ class SignalState:
         if self.received is None:
             self.received = sig
         # First signal: pass it on.  Second: insist.  Third and later: kill.
-        forward = sig if self.count == 1 else (signal.SIGTERM if self.count == 2 else signal.SIGKILL)
+        forward = (
+            sig if self.count == 1 else (signal.SIGTERM if self.count == 2 else signal.SIGKILL)
+        )
         with self._lock:
             groups = list(self._groups)
         for pgid in groups:

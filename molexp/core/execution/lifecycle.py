@@ -149,8 +149,10 @@ def close_stale(
     if rec["status"] not in ACTIVE or not rec["attempts"]:
         return False
     attempt = rec["attempts"][-1]
-    final = status or CAUSE_STATUS.get(cause or "") or (
-        "interrupted" if rec["status"] == "running" else "cancelled"
+    final = (
+        status
+        or CAUSE_STATUS.get(cause or "")
+        or ("interrupted" if rec["status"] == "running" else "cancelled")
     )
     _close(
         run,
@@ -416,9 +418,7 @@ def _git_for(exp: Experiment, options: RunOptions) -> GitInfo:
         return options.git_cache[key]
 
 
-def execute(
-    exp: Experiment, spec: RunSpec, options: RunOptions, signals: SignalState
-) -> Outcome:
+def execute(exp: Experiment, spec: RunSpec, options: RunOptions, signals: SignalState) -> Outcome:
     """Run one derived run: skip it, report it held, or execute a new attempt."""
     run = ensure_run(exp, spec, durable_entry=False)  # its outcome's save makes it durable
     return execute_run(run, options, signals)
@@ -444,7 +444,10 @@ def execute_run(run: Run, options: RunOptions, signals: SignalState) -> Outcome:
     try:
         if trash.being_removed(run.experiment.path):
             return Outcome(
-                run, "held", run.status, message=f"{run.experiment.ref} is being removed (molexp rm)"
+                run,
+                "held",
+                run.status,
+                message=f"{run.experiment.ref} is being removed (molexp rm)",
             )
         run.reload()
         status, reason = observe(run.record, run.dir)
@@ -453,7 +456,9 @@ def execute_run(run: Run, options: RunOptions, signals: SignalState) -> Outcome:
             verdict = task_verdict(run.record, task)
             if verdict is None:
                 return Outcome(
-                    run, "skipped", run.status,
+                    run,
+                    "skipped",
+                    run.status,
                     message=f"not queued for SLURM job {task.job} (status {run.status}); "
                     "nothing to do",
                 )
@@ -466,7 +471,9 @@ def execute_run(run: Run, options: RunOptions, signals: SignalState) -> Outcome:
         elif run.status in ACTIVE:
             if run.status == "queued" and not _queue_entry_gone(run, options):
                 return Outcome(
-                    run, "held", "queued",
+                    run,
+                    "held",
+                    "queued",
                     message=f"run {run.id} is queued as SLURM job "
                     f"{run.record['attempts'][-1].get('scheduler_job_id')}",
                 )
@@ -566,7 +573,11 @@ def _attempt(run: Run, options: RunOptions, signals: SignalState) -> Outcome:
     if result.signal is not None:
         status, cause, error = "cancelled", "cancelled", f"cancelled by signal {result.signal}"
         explain = options.task.explain if options.task is not None else None
-        status, cause, error = (explain(result.signal) if explain else None) or (status, cause, error)
+        status, cause, error = (explain(result.signal) if explain else None) or (
+            status,
+            cause,
+            error,
+        )
         attempt["error"] = error
     else:
         status = "succeeded" if code == 0 else "failed"

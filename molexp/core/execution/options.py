@@ -19,7 +19,15 @@ if TYPE_CHECKING:
 
 # Why an attempt ended when neither its command's exit nor a signal to this process
 # explains it (SPEC §13): `attempt.cause`, null for an attempt its command ended.
-CAUSES = ("timeout", "preempted", "node_failure", "requeued", "launch_failed", "cancelled", "owner_lost")
+CAUSES = (
+    "timeout",
+    "preempted",
+    "node_failure",
+    "requeued",
+    "launch_failed",
+    "cancelled",
+    "owner_lost",
+)
 # The status each cause leaves (``cancelled`` and ``owner_lost`` also end queued runs).
 CAUSE_STATUS = {
     "timeout": "interrupted",

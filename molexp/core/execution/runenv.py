@@ -40,8 +40,7 @@ class RunEnv:
         missing = [k for k in REQUIRED if not env.get(k)]
         if missing:
             raise UsageError(
-                "not inside a run launched by `molexp run` "
-                f"({', '.join(missing)} not set)"
+                f"not inside a run launched by `molexp run` ({', '.join(missing)} not set)"
             )
         self.env = env
         self.run_id = env["MOLEXP_RUN_ID"]
@@ -76,7 +75,9 @@ class RunEnv:
 
     @property
     def attempt_dir(self) -> Path:
-        return Path(self.env.get("MOLEXP_ATTEMPT_DIR", self.run_dir / "attempts" / str(self.attempt)))
+        return Path(
+            self.env.get("MOLEXP_ATTEMPT_DIR", self.run_dir / "attempts" / str(self.attempt))
+        )
 
     @property
     def metrics_file(self) -> Path:

@@ -468,7 +468,9 @@ def _save(
     body = "\n".join(out).encode()
     try:
         store.make_dirs(ws_root, path.parent)
-        store.atomic_write_bytes(path, _header(xxhash.xxh3_128_hexdigest(body)) + body, root=ws_root)
+        store.atomic_write_bytes(
+            path, _header(xxhash.xxh3_128_hexdigest(body)) + body, root=ws_root
+        )
     except (OSError, WorkspaceError):
         pass  # a read-only workspace (or .molexp/ linked out) lists, just without the index
 

@@ -148,9 +148,7 @@ def plan(
                 f"grid key {clash[0]!r} is set both by a listed point and by a grid of values",
                 "Give each key either in the points list or as a grid, not both.",
             )
-        params = effective_params(
-            exp.params, [*param_assignments, *explicit, *zip(keys, point)]
-        )
+        params = effective_params(exp.params, [*param_assignments, *explicit, *zip(keys, point)])
         for replica in chosen:
             spec = make_spec(exp, params, replica, resolved)
             if spec.run_id not in seen:

@@ -92,8 +92,6 @@ class ResolvedConfig(NamedTuple):
     source: Path | None
 
 
-
-
 def _read(path: Path, cache_dir: Path | None = None) -> Any:
     try:
         raw = path.read_bytes()

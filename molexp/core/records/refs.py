@@ -78,11 +78,18 @@ def find_run(ws: Workspace, prefix: str, within: Experiment | None = None) -> Re
     where = within.ref + "/" if within is not None else ""
     if not matches:
         pool = (
-            [f"{within.ref}/{i}" for i in within.run_ids()] if within is not None else _all_run_refs(ws)
+            [f"{within.ref}/{i}" for i in within.run_ids()]
+            if within is not None
+            else _all_run_refs(ws)
         )
-        close = get_close_matches(where + prefix, pool, n=3, cutoff=0.5) or [
-            p for p in pool if p.rsplit("/", 1)[-1].startswith(prefix[: max(MIN_PREFIX, len(prefix) // 2)])
-        ][:3]
+        close = (
+            get_close_matches(where + prefix, pool, n=3, cutoff=0.5)
+            or [
+                p
+                for p in pool
+                if p.rsplit("/", 1)[-1].startswith(prefix[: max(MIN_PREFIX, len(prefix) // 2)])
+            ][:3]
+        )
         hint = f"Did you mean: {', '.join(close)}?" if close else "`molexp ls` lists runs."
         raise NotFoundError(f"no run matches {where}{prefix}", hint)
     shown = ", ".join("/".join(m) for m in matches[:10])

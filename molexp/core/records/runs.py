@@ -91,8 +91,7 @@ def validate_record(record: dict[str, Any], path: Path, project: str, experiment
         if expected != run_id:
             raise CorruptRecordError(
                 path,
-                f"its parameters give run id {expected}, not {run_id} "
-                "(edited by hand or moved?)",
+                f"its parameters give run id {expected}, not {run_id} (edited by hand or moved?)",
             )
 
 
@@ -203,7 +202,9 @@ def observe(record: dict[str, Any], run_dir: Path) -> tuple[str, str | None]:
         try:
             fresh = store.read_json_record(path, "run")
             if fresh.get("status") != "running":
-                validate_record(fresh, path, str(record.get("project")), str(record.get("experiment")))
+                validate_record(
+                    fresh, path, str(record.get("project")), str(record.get("experiment"))
+                )
         except (FileNotFoundError, MolexpError):
             return status, None
         if fresh.get("status") != "running":
@@ -259,7 +260,9 @@ def create_run(
     exp.check_writable()
     root = exp.workspace.root
     store.make_dirs(root, exp.runs_dir / rid, durable=True)
-    if not store.create_exclusive(exp.runs_dir / rid / RUN_FILE, store.dumps_json(record), root=root):
+    if not store.create_exclusive(
+        exp.runs_dir / rid / RUN_FILE, store.dumps_json(record), root=root
+    ):
         raise UsageError(f"run {exp.ref}/{rid} already exists")
     return Run(exp, rid, record)
 

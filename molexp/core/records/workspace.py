@@ -194,8 +194,10 @@ class Workspace:
             from difflib import get_close_matches
 
             close = get_close_matches(name, self.project_names(), n=3)
-            hint = f"Did you mean: {', '.join(close)}?" if close else (
-                f"Create it with `molexp project create {name}`."
+            hint = (
+                f"Did you mean: {', '.join(close)}?"
+                if close
+                else (f"Create it with `molexp project create {name}`.")
             )
             raise NotFoundError(f"no project named {name!r} in {self.root}", hint)
         return proj
@@ -230,6 +232,7 @@ class Workspace:
 
 class Project:
     experiment_type: type[Experiment]
+
     def __init__(self, workspace: Workspace, name: str) -> None:
         self.workspace = workspace
         self.name = name
@@ -298,8 +301,10 @@ class Project:
             from difflib import get_close_matches
 
             close = get_close_matches(name, self.experiment_names(), n=3)
-            hint = f"Did you mean: {', '.join(self.name + '/' + c for c in close)}?" if close else (
-                f"Create it with `molexp experiment create {self.name}/{name}`."
+            hint = (
+                f"Did you mean: {', '.join(self.name + '/' + c for c in close)}?"
+                if close
+                else (f"Create it with `molexp experiment create {self.name}/{name}`.")
             )
             raise NotFoundError(f"no experiment {self.name}/{name}", hint)
         return exp
@@ -379,8 +384,16 @@ class Project:
             exp.definition_path, dump_yaml(wanted).encode(), root=self.workspace.root
         ):
             return self.experiment(
-                name, params, replicas, seeds, command, workflow_source, description,
-                git_cwd=git_cwd, strict=strict, workdir=workdir,
+                name,
+                params,
+                replicas,
+                seeds,
+                command,
+                workflow_source,
+                description,
+                git_cwd=git_cwd,
+                strict=strict,
+                workdir=workdir,
             )
         return exp
 

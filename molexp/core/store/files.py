@@ -299,8 +299,7 @@ def check_schema(record: dict[str, Any], path: Path, kind: str) -> dict[str, Any
     if version > SCHEMA_VERSION:
         raise SchemaVersionError(
             path,
-            f"schema_version {version} is newer than this molexp understands "
-            f"({SCHEMA_VERSION})",
+            f"schema_version {version} is newer than this molexp understands ({SCHEMA_VERSION})",
             "Upgrade molexp to read this workspace.",
         )
     steps = MIGRATIONS.get(kind, {})

@@ -222,7 +222,9 @@ def _resolve(spec: str, columns: Sequence[str], names: Sequence[str]) -> str:
             return ("-" if descending else "") + candidate
     raise UsageError(
         f"--sort {name!r}: no such column",
-        f"Columns: {', '.join(c for c in columns if c != 'runs')}" if columns else "The selection has no runs.",
+        f"Columns: {', '.join(c for c in columns if c != 'runs')}"
+        if columns
+        else "The selection has no runs.",
     )
 
 
@@ -303,7 +305,9 @@ def _column(name: str, columns: Sequence[str], sections: Sequence[str], what: st
     )
 
 
-def plot_series(table: Aggregation, result: str, x: str | None) -> tuple[str, str, list[PlotSeries]]:
+def plot_series(
+    table: Aggregation, result: str, x: str | None
+) -> tuple[str, str, list[PlotSeries]]:
     """``(y column, x column, series)`` to draw ``result``'s mean ± std against the
     param ``x`` (default: the only varying param); one series per combination of
     the other varying columns."""

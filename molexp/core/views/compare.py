@@ -235,7 +235,9 @@ def _env_view(env: Any, packages: dict[str, str] | None) -> dict[str, Any]:
     return view
 
 
-def _diff_view(record: dict[str, Any], packages: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
+def _diff_view(
+    record: dict[str, Any], packages: dict[str, str] | None = None
+) -> dict[str, dict[str, Any]]:
     attempts = record.get("attempts") or []
     view: dict[str, dict[str, Any]] = {
         "run": {

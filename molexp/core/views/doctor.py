@@ -285,9 +285,7 @@ def check_stale_lock(w: _Walk, run_dir: Path) -> Problem | None:
     )
 
 
-def check_owner_gone(
-    w: _Walk, record: dict[str, Any], run_dir: Path
-) -> tuple[Problem, str] | None:
+def check_owner_gone(w: _Walk, record: dict[str, Any], run_dir: Path) -> tuple[Problem, str] | None:
     """INTERRUPTED: a run recorded running/queued whose owner is gone."""
     status = str(record.get("status"))
     if status not in ACTIVE:

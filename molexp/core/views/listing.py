@@ -102,7 +102,6 @@ class Selection:
         for row in self.rows:
             yield from self._one(row)
 
-
     def records_json(self) -> Iterator[bytes | dict[str, Any]]:
         """:meth:`records`, where a record unchanged since the index validated it
         comes as the bytes of its ``run.json`` (neither parsed nor re-encoded:
@@ -156,7 +155,16 @@ class Selection:
 
 # What a table shows of a run beyond its ref (Selection.brief), in this order: the
 # summary's keys, the latest attempt's duration for "duration".
-BRIEF = ("status", "replica", "profile", "params", "attempt_count", "duration", "updated_at", "tags")
+BRIEF = (
+    "status",
+    "replica",
+    "profile",
+    "params",
+    "attempt_count",
+    "duration",
+    "updated_at",
+    "tags",
+)
 Brief = tuple[Any, Any, Any, Any, Any, Any, Any, Any]
 _BATCH = 2000
 _DURATION = LAST_ATTEMPT_KEYS.index("duration")

@@ -95,9 +95,7 @@ def series(
             close = get_close_matches(unknown[0], names, n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             have = ", ".join(names) if names else "none"
-            raise UsageError(
-                f"run {ref} has no metric {unknown[0]!r} (attempt {n}: {have}){hint}"
-            )
+            raise UsageError(f"run {ref} has no metric {unknown[0]!r} (attempt {n}: {have}){hint}")
         names = list(metrics)
     points = _keep(found.points, metrics)
     return Series(ref, n, path, record["status"], points, names, found.ignored, found.torn,

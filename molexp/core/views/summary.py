@@ -28,7 +28,10 @@ def run_record(ref: Ref) -> dict[str, Any]:
         ) from None
     with_pending(record, run_dir)  # tags and notes queued while an attempt holds it
     status, reason = observe(record, run_dir)
-    if record["status"] in ACTIVE and (record.get("attempts") or [{}])[-1].get("executor") == "slurm":
+    if (
+        record["status"] in ACTIVE
+        and (record.get("attempts") or [{}])[-1].get("executor") == "slurm"
+    ):
         from molexp.core.slurm import reconcile as slurm
 
         (seen,) = slurm.observe_many([Run(ref.experiment, ref.run_id, record)])
@@ -58,7 +61,9 @@ def describe(ref: Ref) -> dict[str, Any]:
             from molexp.core.views.logs import tail_lines
 
             n = attempts[-1].get("n")
-            record["stderr_tail"] = tail_lines(Path(record["run_dir"]) / "attempts" / str(n) / "stderr.log")
+            record["stderr_tail"] = tail_lines(
+                Path(record["run_dir"]) / "attempts" / str(n) / "stderr.log"
+            )
         return record
     if ref.kind == "experiment":
         assert ref.experiment is not None
@@ -78,7 +83,11 @@ def describe(ref: Ref) -> dict[str, Any]:
                 status = "unreadable"
                 unreadable.append(str(exc).splitlines()[0])
             else:
-                if run.status in ACTIVE and run.attempts and run.attempts[-1].get("executor") == "slurm":
+                if (
+                    run.status in ACTIVE
+                    and run.attempts
+                    and run.attempts[-1].get("executor") == "slurm"
+                ):
                     slurm_runs.append(run)  # asked about below, all at once
                     continue
             by_status[status] = by_status.get(status, 0) + 1

@@ -139,7 +139,9 @@ def test_causes_give_their_status(run: Run) -> None:
     assert lifecycle.close_attempt(run, 1, None, "launch failed", "launch_failed")
     attempt = on_disk(run)["attempts"][0]
     assert (attempt["status"], attempt["cause"], attempt["error"]) == (
-        "failed", "launch_failed", "launch failed",
+        "failed",
+        "launch_failed",
+        "launch failed",
     )
     lifecycle.enqueue(run, "8_0", RunOptions(cwd=run.dir.parent), SUBMISSION)
     assert lifecycle.close_attempt(run, 2, "cancelled", "cancelled with `molexp cancel`")

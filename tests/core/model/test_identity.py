@@ -15,9 +15,7 @@ from molexp.core.model import identity
 from molexp.errors import UsageError
 from tests.conftest import ROOT, SHARED
 
-VECTORS = json.loads((ROOT / "tests" / "data" / "run-id-vectors.json").read_text())[
-    "cases"
-]
+VECTORS = json.loads((ROOT / "tests" / "data" / "run-id-vectors.json").read_text())["cases"]
 
 
 def test_vectors_are_the_shared_ones() -> None:
@@ -30,7 +28,11 @@ def test_vectors_are_the_shared_ones() -> None:
 def test_vector(case: dict[str, Any]) -> None:
     assert identity.config_hash(case["config"]) == case["config_hash"]
     got = identity.run_id(
-        case["experiment"], case["params"], case["replica"], case["seed"], case["profile"],
+        case["experiment"],
+        case["params"],
+        case["replica"],
+        case["seed"],
+        case["profile"],
         case["config"],
     )
     assert got == case["run_id"]
@@ -70,7 +72,9 @@ scalars = (
 )
 values = st.recursive(
     scalars,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
     max_leaves=10,
 )
 param_dicts = st.dictionaries(st.text(min_size=1, max_size=6), values, max_size=5)

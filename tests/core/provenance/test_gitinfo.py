@@ -48,9 +48,14 @@ def test_a_changed_tracked_file_is_dirty_and_its_diff_is_the_patch(git_repo: Pat
     info = capture(git_repo)
     assert info.dirty is True
     assert info.patch is not None
-    assert patch_bytes(info.patch) == subprocess.run(
-        ["git", "-C", str(git_repo), "diff", "HEAD", "--binary"], capture_output=True, check=True
-    ).stdout
+    assert (
+        patch_bytes(info.patch)
+        == subprocess.run(
+            ["git", "-C", str(git_repo), "diff", "HEAD", "--binary"],
+            capture_output=True,
+            check=True,
+        ).stdout
+    )
 
 
 def test_a_staged_change_is_dirty(git_repo: Path) -> None:
@@ -144,7 +149,10 @@ def test_a_failing_status_is_recorded_as_an_error(
         ("# branch.oid abc\n# branch.head dev\n1 .M N... 100644 x.py\n", ("abc", "dev", True)),
         ("# branch.oid abc\n# branch.head dev\n2 R. N... a -> b\n", ("abc", "dev", True)),
         ("# branch.oid abc\n# branch.head dev\nu UU N... c.py\n", ("abc", "dev", True)),
-        ("# branch.oid abc\n# branch.head dev\n# branch.upstream origin/dev\n", ("abc", "dev", False)),
+        (
+            "# branch.oid abc\n# branch.head dev\n# branch.upstream origin/dev\n",
+            ("abc", "dev", False),
+        ),
     ],
 )
 def test_parse_status(text: str, expected: tuple[str | None, str | None, bool]) -> None:

@@ -26,7 +26,9 @@ from tests.core.records.test_index import (  # noqa: F401 - the fixture
 
 
 def test_slow_stats_are_made_by_threads_and_see_a_hand_edit(
-    lab: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+    lab: Path,  # noqa: F811
+    cli: Cli,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Every stat counts as slow (a cold disk, NFS): after one probe, the others are
     # made by the thread pool, two at a time.
@@ -102,13 +104,16 @@ def test_missing_indexes_are_built_side_by_side(
 
 
 def test_an_index_of_another_format_counts_as_unbuilt(
-    lab: Path, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+    lab: Path,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     assert not index_build._unbuilt(lab, "P", "E")
     path = index.index_path(lab, "P", "E")
     assert path is not None
     raw = path.read_bytes()
-    path.write_bytes(raw.replace(f"{index.MAGIC} {index.FORMAT} ".encode(), f"{index.MAGIC} 3 ".encode(), 1))
+    path.write_bytes(
+        raw.replace(f"{index.MAGIC} {index.FORMAT} ".encode(), f"{index.MAGIC} 3 ".encode(), 1)
+    )
     assert index_build._unbuilt(lab, "P", "E")
     path.unlink()
     assert index_build._unbuilt(lab, "P", "E")
@@ -118,7 +123,9 @@ def test_an_index_of_another_format_counts_as_unbuilt(
 
 
 def test_a_table_s_columns_are_the_summary_s(
-    lab: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+    lab: Path,  # noqa: F811
+    cli: Cli,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     first = cli("ls", "--format", "ids").stdout.split()[0]
     assert cli("tag", first, "+good", "+best").exit_code == 0, "tagging"

@@ -85,7 +85,10 @@ def test_live_reads_a_running_attempt_only(tmp_path: Path) -> None:
     record = {"status": "running", "attempts": [{"n": 1}, {"n": 2}], "metrics": {"loss": 9}}
     live(record, run_dir)
     assert record["metrics"] == {"loss": 0.5}  # the line being written is not read yet
-    assert record["metrics_live"] == {"attempt": 2, "metrics": {"loss": {"last": 0.5, "step": 1, "n": 1}}}
+    assert record["metrics_live"] == {
+        "attempt": 2,
+        "metrics": {"loss": {"last": 0.5, "step": 1, "n": 1}},
+    }
     assert record["attempts"][-1] == {"n": 2}  # the attempts are the record's
     # observed interrupted (its owner died): still the file's, not the old record's
     dead = {"status": "interrupted", "recorded_status": "running", "attempts": [{"n": 2}]}

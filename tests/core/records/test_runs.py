@@ -28,7 +28,9 @@ def test_a_run_that_ended_since_it_was_read_is_seen_whole(workspace: Path, cli: 
     stale["attempts"][-1].update(status="running", exit_code=None, finished_at=None)
     assert observe(stale, run_dir) == ("succeeded", None)
     assert stale == ended
-    assert stale["attempts"][-1]["status"] == "succeeded" and stale["attempts"][-1]["exit_code"] == 0
+    assert (
+        stale["attempts"][-1]["status"] == "succeeded" and stale["attempts"][-1]["exit_code"] == 0
+    )
 
 
 def test_a_running_record_without_its_owner_is_interrupted(workspace: Path, cli: Cli) -> None:

@@ -59,7 +59,9 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
         store.read_json_record(path, "run")
 
 
-def test_older_schema_is_migrated_in_memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_older_schema_is_migrated_in_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(store, "SCHEMA_VERSION", 2)
     monkeypatch.setitem(store.MIGRATIONS, "run", {1: lambda r: {**r, "new_key": True}})
     path = tmp_path / "run.json"

@@ -118,7 +118,9 @@ def test_a_heartbeat_timeout_that_is_not_a_positive_number_is_refused(
 
 
 @pytest.mark.parametrize(("value", "seconds"), [("", 120.0), ("30", 30.0), (" 2.5 ", 2.5)])
-def test_a_valid_heartbeat_timeout(monkeypatch: pytest.MonkeyPatch, value: str, seconds: float) -> None:
+def test_a_valid_heartbeat_timeout(
+    monkeypatch: pytest.MonkeyPatch, value: str, seconds: float
+) -> None:
     monkeypatch.setenv("MOLEXP_HEARTBEAT_TIMEOUT", value)
     assert locks.heartbeat_timeout() == seconds
 

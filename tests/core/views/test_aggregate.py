@@ -95,7 +95,9 @@ def test_points_differ_in_experiment_profile_params_or_config() -> None:
     records[3]["config"] = {"steps": 20}
     table = aggregate(records)
     assert [(r["experiment"], r["profile"], r["n"]) for r in table.rows] == [
-        ("p/a", None, 2), ("p/b", "x", 1), ("p/b", None, 1),
+        ("p/a", None, 2),
+        ("p/b", "x", 1),
+        ("p/b", None, 1),
     ]  # fmt: skip  (null sorts last)
     assert "config.steps" in table.columns
     everything = aggregate(records, show_all=True)

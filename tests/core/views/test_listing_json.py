@@ -31,7 +31,10 @@ def test_bytes_and_parsed_records_print_the_same(lab: Path, cli: Cli) -> None:
     assert items and all(isinstance(i, bytes) for i in items)  # the fast path is taken
     assert [json.loads(i) for i in items] == list(select(Workspace(lab)).records())
     printed = cli("ls", "--format", "json").stdout
-    assert printed == json.dumps(list(select(Workspace(lab)).records()), indent=2, ensure_ascii=False) + "\n"
+    assert (
+        printed
+        == json.dumps(list(select(Workspace(lab)).records()), indent=2, ensure_ascii=False) + "\n"
+    )
 
 
 def _a_run_json(lab: Path) -> Path:
@@ -58,4 +61,7 @@ def test_a_hand_formatted_record_is_parsed_and_printed_like_the_others(lab: Path
     items = list(select(Workspace(lab)).records_json())
     assert sum(isinstance(i, dict) for i in items) == 1
     printed = cli("ls", "--format", "json").stdout
-    assert printed == json.dumps(list(select(Workspace(lab)).records()), indent=2, ensure_ascii=False) + "\n"
+    assert (
+        printed
+        == json.dumps(list(select(Workspace(lab)).records()), indent=2, ensure_ascii=False) + "\n"
+    )
