@@ -150,3 +150,27 @@ def test_a_supervisor_that_answers_nothing_is_an_error_not_a_hang() -> None:
         supervisor.start(["true"], dict(os.environ), Path.cwd(), 1, 2)
     assert not supervisor.usable
     supervisor.close()
+
+
+@pytest.mark.parametrize("pidfd", [True, False])
+def test_closing_waits_for_the_supervisor_and_kills_a_stuck_one(
+    monkeypatch: pytest.MonkeyPatch, pidfd: bool
+) -> None:
+    """An idle supervisor exits when its socket closes and is reaped at once; one
+    that does not exit within the grace is killed (with a pidfd, or polling where
+    the kernel has none)."""
+    from molexp.core.execution import supervisor as sup
+
+    if not pidfd:
+        monkeypatch.delattr(os, "pidfd_open")
+    idle = Supervisor()
+    assert idle.start(["true"], dict(os.environ), Path.cwd(), 1, 2) > 0
+    assert idle.exit_code() == 0
+    idle.close()
+    assert idle.proc.returncode == 0
+
+    monkeypatch.setattr(sup, "KILL_GRACE", 0.2)
+    stuck = Supervisor()
+    os.kill(stuck.proc.pid, signal.SIGSTOP)  # cannot see its socket close
+    stuck.close()
+    assert stuck.proc.returncode == -signal.SIGKILL
