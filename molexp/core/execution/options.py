@@ -7,7 +7,6 @@ changes they lead to are :mod:`molexp.core.execution.lifecycle`'s.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,7 +46,6 @@ def latest(record: Mapping[str, Any]) -> dict[str, Any]:
     return last if isinstance(last, dict) else {}
 
 
-@dataclass
 class TaskStart:
     """One start of a scheduler's task (a SLURM array task) that runs a queued run.
 
@@ -58,11 +56,26 @@ class TaskStart:
     recording it.  ``output`` is where the scheduler writes the task's output.
     """
 
-    job: str
-    restart: int = 0
-    output: str | None = None
-    explain: Callable[[int], tuple[str, str, str] | None] | None = None
-    earlier: Callable[[], str] | None = None
+    # Plain classes with slots, not dataclasses: defining a dataclass costs ~1 ms
+    # of every start of molexp, and these are defined on the path of `molexp run`.
+    __slots__ = ("job", "restart", "output", "explain", "earlier")
+
+    def __init__(
+        self,
+        job: str,
+        restart: int = 0,
+        output: str | None = None,
+        explain: Callable[[int], tuple[str, str, str] | None] | None = None,
+        earlier: Callable[[], str] | None = None,
+    ) -> None:
+        self.job = job
+        self.restart = restart
+        self.output = output
+        self.explain = explain
+        self.earlier = earlier
+
+    def __repr__(self) -> str:
+        return f"TaskStart(job={self.job!r}, restart={self.restart!r}, output={self.output!r})"
 
 
 def task_verdict(record: Mapping[str, Any], task: TaskStart) -> str | None:
@@ -84,42 +97,103 @@ def task_verdict(record: Mapping[str, Any], task: TaskStart) -> str | None:
     return None
 
 
-@dataclass
 class RunOptions:
-    """How to execute the selected runs (everything but the selection itself)."""
+    """How to execute the selected runs (everything but the selection itself).
 
-    argv: Sequence[str] | None = None  # command after `--` (no shell)
-    force: bool = False
-    wait: bool = False
-    json_mode: bool = False  # the command's stdout goes to stderr
-    cwd: Path = field(default_factory=Path.cwd)
-    executor: str = "local"
-    scheduler_job_id: str | None = None
-    command: str | None = None  # the command recorded at submission (SLURM tasks)
-    echo: bool = True
-    git_cache: dict[str, GitInfo] = field(default_factory=dict)
-    # Asked when a local `run` meets a run queued on a scheduler: is its queue entry
-    # gone (then the run may start here)?  Unset, a queued run is held.
-    queue_gone: Callable[[dict[str, Any]], bool] | None = None
-    task: TaskStart | None = None  # set in a scheduler's task (`molexp run-task`)
+    ``argv``: the command after `--` (no shell); ``json_mode``: the command's
+    stdout goes to stderr; ``cwd``: where commands run (default: the current
+    directory); ``command``: the command recorded at submission (SLURM tasks);
+    ``queue_gone``: asked when a local `run` meets a run queued on a scheduler,
+    is its queue entry gone (then the run may start here)? Unset, a queued run
+    is held.  ``task``: set in a scheduler's task (`molexp run-task`).
+    """
+
+    __slots__ = (
+        "argv", "force", "wait", "json_mode", "cwd", "executor", "scheduler_job_id",
+        "command", "echo", "git_cache", "queue_gone", "task",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        argv: Sequence[str] | None = None,
+        force: bool = False,
+        wait: bool = False,
+        json_mode: bool = False,
+        cwd: Path | None = None,
+        executor: str = "local",
+        scheduler_job_id: str | None = None,
+        command: str | None = None,
+        echo: bool = True,
+        git_cache: dict[str, GitInfo] | None = None,
+        queue_gone: Callable[[dict[str, Any]], bool] | None = None,
+        task: TaskStart | None = None,
+    ) -> None:
+        self.argv = argv
+        self.force = force
+        self.wait = wait
+        self.json_mode = json_mode
+        self.cwd: Path = Path.cwd() if cwd is None else cwd
+        self.executor = executor
+        self.scheduler_job_id = scheduler_job_id
+        self.command = command
+        self.echo = echo
+        self.git_cache: dict[str, GitInfo] = {} if git_cache is None else git_cache
+        self.queue_gone = queue_gone
+        self.task = task
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"RunOptions({shown})"
 
 
-@dataclass
 class Outcome:
-    """What happened to one selected run (the `run --json` line)."""
+    """What happened to one selected run (the `run --json` line).
 
-    run: Run
-    action: str  # executed | skipped | submitted | planned | held | refused
-    status: str
-    exit_code: int | None = None
-    attempt: int | None = None
-    message: str = ""
-    signal: int | None = None
-    error: MolexpError | None = None  # why a `refused` run was not run
-    reason: str | None = None  # why a planned run would (not) execute; see `preview`
-    differs: list[str] | None = None  # what makes a new run differ from its twin
-    warnings: list[str] = field(default_factory=list)  # for stderr: a result not stored, ...
-    argv: list[str] | None = None  # what ran (or, planned, would run)
+    ``action``: executed | skipped | submitted | planned | held | refused;
+    ``error``: why a `refused` run was not run; ``reason``: why a planned run
+    would (not) execute (see `preview`); ``differs``: what makes a new run
+    differ from its twin; ``warnings``: for stderr (a result not stored, ...);
+    ``argv``: what ran (or, planned, would run).
+    """
+
+    __slots__ = (
+        "run", "action", "status", "exit_code", "attempt", "message", "signal", "error",
+        "reason", "differs", "warnings", "argv",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        run: Run,
+        action: str,
+        status: str,
+        exit_code: int | None = None,
+        attempt: int | None = None,
+        message: str = "",
+        signal: int | None = None,
+        error: MolexpError | None = None,
+        reason: str | None = None,
+        differs: list[str] | None = None,
+        warnings: list[str] | None = None,
+        argv: list[str] | None = None,
+    ) -> None:
+        self.run = run
+        self.action = action
+        self.status = status
+        self.exit_code = exit_code
+        self.attempt = attempt
+        self.message = message
+        self.signal = signal
+        self.error = error
+        self.reason = reason
+        self.differs = differs
+        self.warnings: list[str] = [] if warnings is None else warnings
+        self.argv = argv
+
+    def __repr__(self) -> str:
+        return (
+            f"Outcome(run={self.run.id!r}, action={self.action!r}, status={self.status!r}, "
+            f"exit_code={self.exit_code!r}, attempt={self.attempt!r}, message={self.message!r})"
+        )
 
     def to_json(self) -> dict[str, Any]:
         rec = self.run.record

@@ -347,6 +347,14 @@ def test_a_queued_slurm_run_is_judged_by_asking_slurm(
     squeue = bin_dir / "squeue"
     squeue.write_text(f"#!/bin/sh\nprintf '{queue}'\n")
     squeue.chmod(0o755)
+    # SLURM's word on a job squeue leaves out (whether or not a real SLURM runs here):
+    # it does not know the job, and keeps no accounting.
+    scontrol = bin_dir / "scontrol"
+    scontrol.write_text(
+        '#!/bin/sh\ncase "$1" in show) echo "AccountingStorageType = accounting_storage/none";; '
+        '*) echo "slurm_load_jobs error: Invalid job id specified" >&2; exit 1;; esac\n'
+    )
+    scontrol.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     path = by_replica(lab, 3)
     record = json.loads(path.read_bytes())
