@@ -158,6 +158,7 @@ while True:
     send("exited", code)
 if zombie:
     os.waitpid(zombie, 0)
+os._exit(0)  # (no interpreter teardown: molexp waits for this exit)
 """
 
 
