@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from molexp.core.execution.lifecycle import (
     Outcome,
@@ -21,11 +21,12 @@ from molexp.core.execution.lifecycle import (
     placeholder_values,
     require_command,
 )
-from molexp.core.execution.placeholders import build_argv, values_for
-from molexp.core.records.plan import RunSpec
 from molexp.core.records.runs import ACTIVE, Run, observe
-from molexp.core.records.workspace import Experiment
 from molexp.errors import EXIT_SIGINT, EXIT_SIGTERM, MolexpError, WorkspaceError
+
+if TYPE_CHECKING:
+    from molexp.core.records.plan import RunSpec
+    from molexp.core.records.workspace import Experiment
 
 
 def refused(exp: Experiment, spec: RunSpec, error: MolexpError) -> Outcome:
@@ -76,6 +77,8 @@ def check_command(exp: Experiment, specs: Sequence[RunSpec], options: RunOptions
     ``{identifiers}`` that named nothing.  An experiment without a command is
     left to :func:`require_command`.
     """
+    from molexp.core.execution.placeholders import build_argv, values_for
+
     command = options.command or exp.definition().get("command")
     if not options.argv and not command:
         return []
@@ -109,6 +112,7 @@ def preview(
     experiment's existing runs) tell what makes it new: a run with the same params
     and replica but another profile, config or seed is named with what differs.
     """
+    from molexp.core.execution.placeholders import build_argv
     from molexp.core.records.runs import peek_run
 
     run, exists = peek_run(exp, spec)

@@ -15,7 +15,6 @@ in one ``poll`` loop: no thread per pipe.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import threading
@@ -292,7 +291,7 @@ def _kill_group(pgid: int) -> None:
 
 def write_json_file(path: Path, data: Any, root: Path) -> None:
     """The command's copies of params/config: atomic, re-created every attempt."""
-    from molexp.core.store.files import atomic_write_bytes
+    from molexp.core.store.files import atomic_write_bytes, indented
 
-    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    text = indented(data, allow_nan=True) + "\n"
     atomic_write_bytes(path, text.encode(), root=root, durable=False)

@@ -26,27 +26,23 @@ from molexp.core.execution.options import RunOptions as RunOptions
 from molexp.core.execution.options import TaskStart as TaskStart
 from molexp.core.execution.options import latest as latest
 from molexp.core.execution.options import task_verdict as task_verdict
-from molexp.core.execution.placeholders import build_argv
 from molexp.core.execution.runenv import RESULTS_FILE as RESULTS_FILE
 from molexp.core.execution.runenv import WARNINGS_FILE, read_warnings
 from molexp.core.execution.runenv import build_env as build_env
 from molexp.core.execution.runenv import command_warnings as command_warnings
 from molexp.core.execution.runenv import placeholder_values as placeholder_values
-from molexp.core.records import annotations as annotation
-from molexp.core.records import metrics, trash
-from molexp.core.records.annotations import Change
-from molexp.core.records.metrics import METRICS_FILE
-from molexp.core.records.plan import RunSpec
 from molexp.core.records.runs import ACTIVE, Run, ensure_run, observe
-from molexp.core.records.workspace import Experiment
 from molexp.core.store import files as store
-from molexp.core.store import lock as locks
 from molexp.errors import MolexpError, RunLockedError, UsageError, WorkspaceError
 
 if TYPE_CHECKING:
-    # Process handling is imported when an attempt runs, not for a no-op `run`.
+    # What an attempt needs (process handling, placeholders, the lock, annotations,
+    # metrics, the trash) is imported when one runs, not for a no-op `run`.
     from molexp.core.execution.execute import SignalState
     from molexp.core.provenance.gitinfo import GitInfo
+    from molexp.core.records.annotations import Change
+    from molexp.core.records.plan import RunSpec
+    from molexp.core.records.workspace import Experiment
 
 INPUTS_FILE = "inputs.jsonl"
 ARTIFACTS_DIR = "artifacts"
@@ -180,6 +176,8 @@ def close_attempt(
     False when the lock is busy or cannot be written; True when the record is
     now settled (by us, or by someone before us: then the fresh record says so).
     """
+    from molexp.core.store import lock as locks
+
     try:
         got = locks.try_acquire(run.dir, "reconcile", root=run.experiment.workspace.root)
         if not isinstance(got, locks.RunLock):
@@ -203,6 +201,9 @@ def enqueue(run: Run, job_id: str, options: RunOptions, submission: Mapping[str,
     script, its output, the sbatch options) is kept with it, beside the command
     and the submitting host, for the task that continues it (:func:`open_attempt`).
     """
+    from molexp.core.execution.placeholders import build_argv
+    from molexp.core.store import lock as locks
+
     got = locks.try_acquire(run.dir, "submit", root=run.experiment.workspace.root)
     if not isinstance(got, locks.RunLock):
         return Outcome(run, "held", run.status, message=f"held by {got.describe()}")
@@ -262,7 +263,9 @@ def open_attempt(run: Run, options: RunOptions) -> dict[str, Any]:
     The caller holds the run's lock.
     """
     from molexp.core.execution.execute import write_json_file
+    from molexp.core.execution.placeholders import build_argv
     from molexp.core.provenance.gitinfo import patch_bytes
+    from molexp.core.store import lock as locks
 
     exp = run.experiment
     ws_root = exp.workspace.root
@@ -360,6 +363,8 @@ def _merge_attempt_files(run: Run, attempt: dict[str, Any]) -> list[str]:
     into the record; return the warnings this added (SPEC §8)."""
     from molexp.core.model.identity import normalise
     from molexp.core.model.results import normalise_results
+    from molexp.core.records import metrics
+    from molexp.core.records.metrics import METRICS_FILE
 
     added: list[str] = []
     results_path = run.dir / RESULTS_FILE
@@ -420,14 +425,20 @@ def _git_for(exp: Experiment, options: RunOptions) -> GitInfo:
 
 def execute(exp: Experiment, spec: RunSpec, options: RunOptions, signals: SignalState) -> Outcome:
     """Run one derived run: skip it, report it held, or execute a new attempt."""
-    run = ensure_run(exp, spec, durable_entry=False)  # its outcome's save makes it durable
-    return execute_run(run, options, signals)
+    # The run's folder is checked against links out of the workspace once, not
+    # before each of the ~10 files an attempt writes there.
+    with store.checked_dir(exp.workspace.root, exp.runs_dir / spec.run_id):
+        run = ensure_run(exp, spec, durable_entry=False)  # its outcome's save makes it durable
+        return execute_run(run, options, signals)
 
 
 def execute_run(run: Run, options: RunOptions, signals: SignalState) -> Outcome:
     require_command(run.experiment, options)
     if run.status == "succeeded" and not options.force:
         return Outcome(run, "skipped", "succeeded", message="up to date")
+    from molexp.core.records import trash
+    from molexp.core.store import lock as locks
+
     try:
         held = locks.acquire(
             run.dir,
@@ -502,6 +513,9 @@ def annotate(run: Run, change: Change, patience: float = 10.0) -> bool:
     """
     import time
 
+    from molexp.core.records import annotations as annotation
+    from molexp.core.store import lock as locks
+
     root = run.experiment.workspace.root
     run.experiment.check_writable()
     annotation.queue(run.dir, change, root)
@@ -523,6 +537,9 @@ def annotate(run: Run, change: Change, patience: float = 10.0) -> bool:
 def _fold_annotations(run: Run) -> None:
     """After an attempt lets go of the run: fold in what was queued too late for
     its last save (the annotating command found the run held)."""
+    from molexp.core.records import annotations as annotation
+    from molexp.core.store import lock as locks
+
     if not annotation.pending(run.dir):
         return
     got = locks.try_acquire(run.dir, "annotate", root=run.experiment.workspace.root)

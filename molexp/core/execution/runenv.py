@@ -14,8 +14,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from molexp.core.execution.placeholders import unknown_warning, values_for
-from molexp.core.records.metrics import METRICS_FILE
 from molexp.errors import UsageError
 
 if TYPE_CHECKING:
@@ -88,6 +86,8 @@ class RunEnv:
 
 def placeholder_values(run: Run, attempt: int) -> dict[str, Any]:
     """The values of the ``{placeholders}`` of a run's command in attempt ``attempt``."""
+    from molexp.core.execution.placeholders import values_for
+
     rec = run.record
     return values_for(
         rec.get("params") or {},
@@ -103,10 +103,14 @@ def placeholder_values(run: Run, attempt: int) -> dict[str, Any]:
 
 def command_warnings(unknown: Sequence[str]) -> list[str]:
     """The attempt's warnings about its command: the ``{identifiers}`` that named nothing."""
+    from molexp.core.execution.placeholders import unknown_warning
+
     return [unknown_warning(unknown)] if unknown else []
 
 
 def build_env(run: Run, workspace_root: Path, attempt_dir: Path, n: int) -> dict[str, str]:
+    from molexp.core.records.metrics import METRICS_FILE
+
     rec = run.record
     env = dict(os.environ)
     env.update(

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from molexp.core.model import identity
-from molexp.core.records import annotations as annotation
 from molexp.core.store import files as store
 from molexp.errors import CorruptRecordError, MolexpError, NotFoundError, UsageError
 
@@ -166,6 +165,7 @@ class Run:
         still its own (fencing, SPEC §8: an owner another host judged gone writes
         nothing), and unless the records above it are ones this molexp
         understands."""
+        from molexp.core.records import annotations as annotation
         from molexp.core.store.lock import check_held
 
         self.experiment.check_writable()

@@ -180,8 +180,6 @@ class RunLock:
         self.owner = owner
         self.inode = inode  # of the lock file this process created
         self.lost = threading.Event()  # set once the heartbeat finds another owner's lock
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         with _HELD_GUARD:
             _HELD[self.path] = self
 
@@ -206,27 +204,25 @@ class RunLock:
 
     def start_heartbeat(self, interval: float | None = None) -> None:
         """Touch the lock every ``interval`` seconds while the attempt runs, as long
-        as it is still this process's lock."""
+        as it is still this process's lock (one thread beats for every lock the
+        process holds: :class:`_Heartbeat`)."""
         period = interval if interval is not None else max(1.0, heartbeat_timeout() / 4)
+        _HEARTBEAT.add(self, period)
 
-        def beat() -> None:
-            while not self._stop.wait(period):
-                try:
-                    # Inode and owner: an inode number may be reused at once.
-                    if not self.is_mine(read_lock(self.run_dir)):
-                        self.lost.set()  # broken (and maybe taken over): never keep it alive
-                        return
-                    os.utime(self.path)
-                except OSError:
-                    pass
-
-        self._thread = threading.Thread(target=beat, name="molexp-heartbeat", daemon=True)
-        self._thread.start()
+    def beat(self) -> bool:
+        """One heartbeat: touch the lock if it is still this one; return whether it is."""
+        try:
+            # Inode and owner: an inode number may be reused at once.
+            if not self.is_mine(read_lock(self.run_dir)):
+                self.lost.set()  # broken (and maybe taken over): never keep it alive
+                return False
+            os.utime(self.path)
+        except OSError:
+            pass
+        return True
 
     def release(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        _HEARTBEAT.discard(self)
         with _HELD_GUARD:
             if _HELD.get(self.path) is self:
                 del _HELD[self.path]
@@ -241,6 +237,52 @@ class RunLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+class _Heartbeat:
+    """The one thread of a process that touches the locks it holds, each at its
+    own period; started with the first lock, asleep while there is none (a
+    batch of a thousand runs starts one thread, not a thousand)."""
+
+    def __init__(self) -> None:
+        self._due: dict[RunLock, tuple[float, float]] = {}  # lock -> (next beat, period)
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def add(self, held: RunLock, period: float) -> None:
+        with self._wake:
+            self._due[held] = (time.monotonic() + period, period)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="molexp-heartbeat", daemon=True
+                )
+                self._thread.start()
+            self._wake.notify()
+
+    def discard(self, held: RunLock) -> None:
+        """Stop beating for ``held``; once this returns, no beat of it is under way."""
+        with self._wake:
+            self._due.pop(held, None)
+
+    def _run(self) -> None:
+        with self._wake:
+            while True:
+                now = time.monotonic()
+                due = [h for h, (at, _) in self._due.items() if at <= now]
+                for held in due:
+                    at, period = self._due[held]
+                    # Under the condition's lock: a release waits for a beat under
+                    # way, so a released lock (maybe someone else's by then) is
+                    # never touched.
+                    if held.beat():
+                        self._due[held] = (now + period, period)
+                    else:
+                        del self._due[held]
+                wait = min((at for at, _ in self._due.values()), default=None)
+                self._wake.wait(None if wait is None else max(0.0, wait - time.monotonic()))
+
+
+_HEARTBEAT = _Heartbeat()
 
 
 def check_held(run_dir: Path) -> None:
