@@ -214,8 +214,12 @@ def test_a_running_run_is_refused_even_with_force(
         run_dir = wait_for(
             lambda: next((d for d in runs.glob("*") if (d / LOCK_NAME).exists()), None), "the run"
         )
-        wait_for(
-            lambda: json.loads((run_dir / "run.json").read_text())["status"] == "running", "running"
+        wait_for(  # (a new run's record is written once its lock is taken)
+            lambda: (
+                (run_dir / "run.json").exists()
+                and json.loads((run_dir / "run.json").read_text())["status"] == "running"
+            ),
+            "running",
         )
         before = snapshot(workspace)
         for args in (

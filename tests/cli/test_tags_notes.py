@@ -137,7 +137,12 @@ def test_a_running_run_gets_its_tags_when_the_attempt_saves(
             "the run to start",
         )
         ref = f"p/slow/{run_dir.name}"
-        wait_for(lambda: _record(workspace, ref)["status"] == "running", "running")
+        wait_for(  # (a new run's record is written once its lock is taken)
+            lambda: (
+                (run_dir / "run.json").exists() and _record(workspace, ref)["status"] == "running"
+            ),
+            "running",
+        )
         tagged = run_molexp("tag", ref, "+watch", "--json", cwd=workspace, env=proc_env())
         assert tagged.returncode == 0, tagged.stderr
         assert json.loads(tagged.stdout)[0] == {

@@ -19,7 +19,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -55,6 +55,7 @@ class SignalState:
         self._lock = threading.Lock()
         self._previous: dict[int, Any] = {}
         self.supervisors = Supervisors()
+        self.heartbeat_kept: Callable[[], None] | None = None  # (see lock.keep_heartbeat)
 
     def install(self) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -75,11 +76,14 @@ class SignalState:
                 pass
 
     def uninstall(self) -> None:
-        """Restore the signal handlers and end the batch's supervisors."""
+        """Restore the signal handlers; end the batch's supervisors and heartbeat thread."""
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         self._previous.clear()
         self.supervisors.close()
+        if self.heartbeat_kept is not None:
+            self.heartbeat_kept()
+            self.heartbeat_kept = None
 
     def _handle(self, sig: int, frame: object) -> None:
         self.count += 1

@@ -288,7 +288,9 @@ def open_attempt(run: Run, options: RunOptions) -> dict[str, Any]:
     )
     for log in ("stdout.log", "stderr.log"):
         store.ensure_inside(ws_root, attempt_dir / log)
-    store.make_dirs(ws_root, attempt_dir)
+    new = not run.stored
+    if not new:
+        store.make_dirs(ws_root, attempt_dir)
     git = _git_for(exp, options)
     from molexp.core.records import environments  # (only when an attempt runs)
 
@@ -315,6 +317,14 @@ def open_attempt(run: Run, options: RunOptions) -> dict[str, Any]:
         attempt["submission"] = submission
         attempt["restart"] = task.restart
     rec["status"] = "running"
+    if new:
+        # A new run: its record is created with this attempt already running in
+        # it, whole (data fsynced, as for the `running` save below), and before the
+        # attempt's folder, so nobody meets attempts without a record.
+        if not run.create(durable_entry=False):
+            run.reload()  # another process created it `pending` meanwhile
+            return open_attempt(run, options)
+        store.make_dirs(ws_root, attempt_dir)
     _keep_earlier_artifacts(run, n)
     (run.dir / RESULTS_FILE).unlink(missing_ok=True)
     write_json_file(attempt_dir / "params.json", rec.get("params") or {}, ws_root)
@@ -322,10 +332,11 @@ def open_attempt(run: Run, options: RunOptions) -> dict[str, Any]:
     if git.patch:
         store.atomic_write_bytes(attempt_dir / "git.patch", patch_bytes(git.patch), root=ws_root)
     store.make_dirs(ws_root, run.dir / ARTIFACTS_DIR)
-    # Data fsynced (never an empty run.json), the directory entry not: a crash of
-    # the machine may lose this `running` step with the attempt in progress; the
-    # outcome's save (durable) keeps everything before it (docs/reliability.md).
-    run.save(durable_entry=False)
+    if not new:
+        # Data fsynced (never an empty run.json), the directory entry not: a crash
+        # of the machine may lose this `running` step with the attempt in progress;
+        # the outcome's save (durable) keeps everything before it (docs/reliability.md).
+        run.save(durable_entry=False)
     return attempt
 
 
@@ -428,7 +439,10 @@ def execute(exp: Experiment, spec: RunSpec, options: RunOptions, signals: Signal
     # The run's folder is checked against links out of the workspace once, not
     # before each of the ~10 files an attempt writes there.
     with store.checked_dir(exp.workspace.root, exp.runs_dir / spec.run_id):
-        run = ensure_run(exp, spec, durable_entry=False)  # its outcome's save makes it durable
+        # A new run's record is written by its attempt, with the attempt in it
+        # (a SLURM task continues a record that exists); its outcome's save makes
+        # its entry durable.
+        run = ensure_run(exp, spec, durable_entry=False, write=options.task is not None)
         return execute_run(run, options, signals)
 
 
@@ -460,7 +474,8 @@ def execute_run(run: Run, options: RunOptions, signals: SignalState) -> Outcome:
                 run.status,
                 message=f"{run.experiment.ref} is being removed (molexp rm)",
             )
-        run.reload()
+        if run.stored or os.path.lexists(run.path):  # (made by another process meanwhile?)
+            run.reload()
         status, reason = observe(run.record, run.dir)
         task = options.task
         if task is not None:
@@ -494,6 +509,8 @@ def execute_run(run: Run, options: RunOptions, signals: SignalState) -> Outcome:
                 close_stale(run, reason or "its owner is gone")
         if run.status == "succeeded" and not options.force:
             return Outcome(run, "skipped", "succeeded", message="up to date")
+        if signals.heartbeat_kept is None:  # one heartbeat thread for the whole batch
+            signals.heartbeat_kept = locks.keep_heartbeat()
         held.start_heartbeat()
         return _attempt(run, options, signals)
     finally:

@@ -97,11 +97,15 @@ def validate_record(record: dict[str, Any], path: Path, project: str, experiment
 class Run:
     """One run record, as read at one moment."""
 
-    def __init__(self, experiment: Experiment, run_id: str, record: dict[str, Any]) -> None:
+    def __init__(
+        self, experiment: Experiment, run_id: str, record: dict[str, Any], stored: bool = True
+    ) -> None:
         self.experiment = experiment
         self.id = run_id
         self.dir = experiment.runs_dir / run_id
         self.record = record
+        # False for a new run whose run.json its first attempt creates (:meth:`create`).
+        self.stored = stored
 
     def __repr__(self) -> str:
         return f"Run({self.ref!r}, status={self.status!r})"
@@ -113,6 +117,7 @@ class Run:
 
     def reload(self) -> Run:
         self.record = load_record(self.path, self.experiment.project.name, self.experiment.name)
+        self.stored = True
         return self
 
     @property
@@ -165,6 +170,16 @@ class Run:
         still its own (fencing, SPEC §8: an owner another host judged gone writes
         nothing), and unless the records above it are ones this molexp
         understands."""
+        self._write(durable_entry, create=False)
+
+    def create(self, durable_entry: bool = True) -> bool:
+        """Write the record of a new run (``stored`` False) as :meth:`save` does, but
+        only if no ``run.json`` exists yet (created whole, exclusively); return
+        whether it was written.  False: another process created the run meanwhile
+        (a ``pending`` record, made without the lock): reload it and save instead."""
+        return self._write(durable_entry, create=True)
+
+    def _write(self, durable_entry: bool, create: bool) -> bool:
         from molexp.core.records import annotations as annotation
         from molexp.core.store.lock import check_held
 
@@ -172,10 +187,16 @@ class Run:
         check_held(self.dir)  # fencing: the lock in place is still this process's own
         applied = annotation.fold(self.record, self.dir)
         self.record["updated_at"] = store.now_iso()
-        store.write_json(
-            self.path, self.record, durable_entry=durable_entry, root=self.experiment.workspace.root
-        )
+        root = self.experiment.workspace.root
+        if create:
+            data = store.dumps_json(self.record)
+            if not store.create_exclusive(self.path, data, durable_entry=durable_entry, root=root):
+                return False
+            self.stored = True
+        else:
+            store.write_json(self.path, self.record, durable_entry=durable_entry, root=root)
         annotation.forget(self.dir, applied)
+        return True
 
 
 def check_run_dir_name(run_id: str) -> str:
@@ -267,12 +288,17 @@ def create_run(
     return Run(exp, rid, record)
 
 
-def ensure_run(exp: Experiment, spec: RunSpec, durable_entry: bool = True) -> Run:
+def ensure_run(
+    exp: Experiment, spec: RunSpec, durable_entry: bool = True, write: bool = True
+) -> Run:
     """The derived run of ``spec``, created ``pending`` if it does not exist yet.
 
     ``durable_entry=False`` when an attempt starts at once: the new record's
     directory entry then becomes durable with the attempt's outcome (the same
-    directory is fsynced then), one fsync fewer per run."""
+    directory is fsynced then), one fsync fewer per run.  ``write=False`` (an
+    attempt starts at once, under the run's lock): only the run's directory is
+    made; the record stays in memory (``stored`` False) for the attempt to create
+    with itself in it (:meth:`Run.create`): one record write and fsync fewer."""
     run_dir = exp.runs_dir / spec.run_id
     path = run_dir / RUN_FILE
     try:
@@ -289,6 +315,8 @@ def ensure_run(exp: Experiment, spec: RunSpec, durable_entry: bool = True) -> Ru
     record = record_for(exp, spec)
     exp.check_writable()
     _make_run_dir(exp, run_dir)
+    if not write:
+        return Run(exp, spec.run_id, record, stored=False)
     if store.create_exclusive(
         path, store.dumps_json(record), durable_entry=durable_entry, root=exp.workspace.root
     ):

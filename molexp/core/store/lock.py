@@ -241,18 +241,23 @@ class RunLock:
 
 class _Heartbeat:
     """The one thread of a process that touches the locks it holds, each at its
-    own period; started with the first lock, asleep while there is none (a
-    batch of a thousand runs starts one thread, not a thousand)."""
+    own period (a batch of a thousand runs starts one thread, not a thousand).
+
+    It starts with the first lock and stops once the last is released, unless a
+    batch keeps it (:func:`keep_heartbeat`) for its next attempt; so no thread is
+    left behind when the command ends.
+    """
 
     def __init__(self) -> None:
         self._due: dict[RunLock, tuple[float, float]] = {}  # lock -> (next beat, period)
         self._wake = threading.Condition()
         self._thread: threading.Thread | None = None
+        self._kept = 0
 
     def add(self, held: RunLock, period: float) -> None:
         with self._wake:
             self._due[held] = (time.monotonic() + period, period)
-            if self._thread is None or not self._thread.is_alive():
+            if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name="molexp-heartbeat", daemon=True
                 )
@@ -263,17 +268,46 @@ class _Heartbeat:
         """Stop beating for ``held``; once this returns, no beat of it is under way."""
         with self._wake:
             self._due.pop(held, None)
+            idle = self._stop_if_idle()
+        if idle is not None:
+            idle.join(timeout=5)
+
+    def keep(self) -> Callable[[], None]:
+        """Keep the thread between locks until the returned function is called."""
+        with self._wake:
+            self._kept += 1
+        done = threading.Event()
+
+        def release() -> None:
+            if done.is_set():
+                return
+            done.set()
+            with self._wake:
+                self._kept -= 1
+                idle = self._stop_if_idle()
+            if idle is not None:
+                idle.join(timeout=5)
+
+        return release
+
+    def _stop_if_idle(self) -> threading.Thread | None:
+        """(Under the condition.) Tell the thread to end when nothing needs it; return it."""
+        if self._due or self._kept or self._thread is None:
+            return None
+        thread, self._thread = self._thread, None
+        self._wake.notify_all()
+        return thread
 
     def _run(self) -> None:
+        me = threading.current_thread()
         with self._wake:
-            while True:
+            while self._thread is me:
                 now = time.monotonic()
-                due = [h for h, (at, _) in self._due.items() if at <= now]
-                for held in due:
-                    at, period = self._due[held]
-                    # Under the condition's lock: a release waits for a beat under
-                    # way, so a released lock (maybe someone else's by then) is
-                    # never touched.
+                for held in [h for h, (at, _) in self._due.items() if at <= now]:
+                    period = self._due[held][1]
+                    # Under the condition: a release waits for a beat under way,
+                    # so a released lock (maybe another owner's by then) is never
+                    # touched.
                     if held.beat():
                         self._due[held] = (now + period, period)
                     else:
@@ -283,6 +317,12 @@ class _Heartbeat:
 
 
 _HEARTBEAT = _Heartbeat()
+
+
+def keep_heartbeat() -> Callable[[], None]:
+    """Keep the heartbeat's thread from one attempt to the next (a batch of runs);
+    call the returned function when the batch is over."""
+    return _HEARTBEAT.keep()
 
 
 def check_held(run_dir: Path) -> None:

@@ -266,6 +266,7 @@ WRITER = ROOT / "molexp" / "core" / "execution" / "lifecycle.py"
 CREATOR = ROOT / "molexp" / "core" / "records" / "runs.py"  # Run.save, fresh records
 WRITES = [
     re.compile(r"\.save\("),
+    re.compile(r"\brun\.create\("),  # a new run's record, created with its first attempt
     re.compile(r"""(rec|record)\s*\[\s*["']attempts["']\s*\]\s*(\+=|=(?!=)|\.(append|extend|insert|pop|remove|clear|sort)\()"""),
     re.compile(r"""(rec|record)\s*\[\s*["']attempts["']\s*\]\s*\[[^\]]*\](\s*\[[^\]]*\])?\s*(=(?!=)|\.(update|pop|setdefault)\()"""),
     re.compile(r"""setdefault\(\s*["']attempts["']"""),
@@ -287,6 +288,7 @@ def test_the_patterns_find_the_writer() -> None:
     found = "\n".join(writes_in(WRITER))
     for needle in (
         "run.save()",
+        "run.create(",
         'rec["attempts"].append(attempt)',
         "attempt.update(",
         'attempt["error"] =',
@@ -308,3 +310,126 @@ def test_only_the_lifecycle_writes_attempts() -> None:
     ]
     assert elsewhere == []
     assert [h for h in writes_in(CREATOR) if ".save(" in h or "attempts" in h] == []
+
+
+# -- a new run's record is created by its first attempt -------------------------
+
+
+def spec_of(exp: Experiment, replica: int = 0) -> Any:
+    from molexp.core.records.plan import make_spec
+    from molexp.core.records.profiles import ResolvedConfig
+
+    return make_spec(exp, {"lr": 0.5}, replica, ResolvedConfig(None, {}, None))
+
+
+def execute_here(exp: Experiment, spec: Any) -> Any:
+    from molexp.core.execution.execute import SignalState
+
+    signals = SignalState()
+    try:
+        return lifecycle.execute(exp, spec, RunOptions(cwd=exp.path, echo=False), signals)
+    finally:
+        signals.uninstall()
+
+
+def test_a_new_run_is_created_with_its_attempt_running_in_it(
+    experiment: Experiment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One record write before the command starts, never a record without the
+    attempt, and the attempt's folder only once the record names it."""
+    from molexp.core.execution import execute as execute_module
+
+    spec = spec_of(experiment)
+    run_dir = experiment.runs_dir / spec.run_id
+    seen: dict[str, Any] = {}
+    real = execute_module.run_command
+
+    def look(*args: Any, **kwargs: Any) -> Any:  # what is on disk as the command starts
+        seen["record"] = json.loads((run_dir / "run.json").read_bytes())
+        seen["lock"] = locks.read_lock(run_dir)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(execute_module, "run_command", look)
+    writes: list[str] = []
+    real_create, real_write = lifecycle.store.create_exclusive, lifecycle.store.atomic_write_bytes
+
+    def create(path: Path, *args: Any, **kwargs: Any) -> bool:
+        if path.name == "run.json":
+            writes.append("create")
+            assert not (run_dir / "attempts").exists()  # the record comes first
+            assert locks.read_lock(run_dir) is not None  # under the run's lock
+        return real_create(path, *args, **kwargs)
+
+    def replace(path: Path, *args: Any, **kwargs: Any) -> None:
+        if path.name == "run.json":
+            writes.append("replace")
+        real_write(path, *args, **kwargs)
+
+    monkeypatch.setattr(lifecycle.store, "create_exclusive", create)
+    monkeypatch.setattr(lifecycle.store, "atomic_write_bytes", replace)
+    outcome = execute_here(experiment, spec)
+    assert (outcome.action, outcome.status, outcome.attempt) == ("executed", "succeeded", 1)
+    assert writes == ["create", "replace"]  # the running record, then the outcome
+    assert seen["record"]["status"] == "running"
+    assert [a["status"] for a in seen["record"]["attempts"]] == ["running"]
+    assert seen["lock"] is not None and seen["lock"].pid == os.getpid()
+    record = json.loads((run_dir / "run.json").read_bytes())
+    assert record["status"] == "succeeded" and len(record["attempts"]) == 1
+    assert (run_dir / "attempts" / "1" / "stdout.log").read_text() == "0\n"
+    assert not (run_dir / locks.LOCK_NAME).exists()
+
+
+def test_a_record_another_process_creates_meanwhile_is_run_not_replaced(
+    experiment: Experiment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another `run` (or `run_for`) creates the new run `pending`, without the lock,
+    while this one captures the environment: this attempt becomes attempt 1 of
+    that record, which keeps its own creation time."""
+    from molexp.core.records.runs import ensure_run
+
+    spec = spec_of(experiment)
+    racer: dict[str, Any] = {}
+    real = lifecycle._git_for
+
+    def race(exp: Experiment, options: RunOptions) -> Any:
+        if not racer:
+            racer.update(ensure_run(exp, spec).record)  # writes run.json, `pending`
+        return real(exp, options)
+
+    monkeypatch.setattr(lifecycle, "_git_for", race)
+    outcome = execute_here(experiment, spec)
+    assert (outcome.action, outcome.status, outcome.attempt) == ("executed", "succeeded", 1)
+    record = json.loads((experiment.runs_dir / spec.run_id / "run.json").read_bytes())
+    assert record["created_at"] == racer["created_at"]
+    assert [a["n"] for a in record["attempts"]] == [1]
+    assert record["status"] == "succeeded"
+
+
+def test_a_new_run_found_created_once_the_lock_is_taken_is_read_first(
+    experiment: Experiment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The record appears between planning and the lock (another process made it
+    and ran it): it is read under the lock and the run is up to date."""
+    from molexp.core.records.runs import ensure_run
+
+    spec = spec_of(experiment)
+    real = locks.acquire
+
+    def after_another_run(run_dir: Path, *args: Any, **kwargs: Any) -> Any:
+        monkeypatch.setattr(locks, "acquire", real)
+        if not (run_dir / "run.json").exists():
+            assert execute_here(experiment, spec).status == "succeeded"  # the other one
+        return real(run_dir, *args, **kwargs)
+
+    monkeypatch.setattr(locks, "acquire", after_another_run)
+    run = ensure_run(experiment, spec, durable_entry=False, write=False)
+    assert not run.stored and not run.path.exists()
+    from molexp.core.execution.execute import SignalState
+
+    signals = SignalState()
+    try:
+        outcome = lifecycle.execute_run(run, RunOptions(cwd=experiment.path, echo=False), signals)
+    finally:
+        signals.uninstall()
+    assert (outcome.action, outcome.status) == ("skipped", "succeeded")
+    assert len(json.loads(run.path.read_bytes())["attempts"]) == 1

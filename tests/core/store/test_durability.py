@@ -22,7 +22,7 @@ def _fsynced(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return seen
 
 
-def test_an_executed_run_makes_four_fsyncs_and_ends_durable(
+def test_an_executed_run_makes_three_fsyncs_and_ends_durable(
     workspace: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert cli("project", "create", "p").exit_code == 0
@@ -36,18 +36,19 @@ def test_an_executed_run_makes_four_fsyncs_and_ends_durable(
     exp_dir = workspace / "projects/p/experiments/e"
     (run_dir,) = (exp_dir / "runs").iterdir()
     # A new directory's entry in its parent (the experiment's runs/, the run's
-    # own directory in it), then new record data, running data, outcome data
-    # (temporary files of run.json), then the run directory: nothing else (not
-    # the lock, not params/config, not the attempt's folders).
+    # own directory in it), then the new record's data (created with its attempt
+    # running in it), the outcome's data (temporary files of run.json), then the
+    # run directory: nothing else (not the lock, not params/config, not the
+    # attempt's folders).
     assert [Path(p) for p in seen[:2]] == [exp_dir.resolve(), (exp_dir / "runs").resolve()]
     rest = seen[2:]
-    assert len(rest) == 4, seen
-    assert all(Path(p).parent == run_dir.resolve() for p in rest[:3]), seen
-    assert all(Path(p).name.startswith(".tmp-") for p in rest[:3]), seen
-    assert Path(rest[3]) == run_dir.resolve()
+    assert len(rest) == 3, seen
+    assert all(Path(p).parent == run_dir.resolve() for p in rest[:2]), seen
+    assert all(Path(p).name.startswith(".tmp-") for p in rest[:2]), seen
+    assert Path(rest[2]) == run_dir.resolve()
     seen.clear()
     assert cli("run", "p/e", "-r", "1").exit_code == 0  # runs/ exists: one entry fsync
-    assert len(seen) == 5 and Path(seen[0]) == (exp_dir / "runs").resolve(), seen
+    assert len(seen) == 4 and Path(seen[0]) == (exp_dir / "runs").resolve(), seen
     seen.clear()
     assert cli("run", "p/e", "-r", "1", "--force").exit_code == 0  # nothing new
     assert len(seen) == 3, seen  # running data, outcome data, the run directory

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -141,3 +142,60 @@ def test_new_directories_are_made_durable_in_their_parents(
         store.make_dirs(tmp_path, tmp_path / "file")
     with pytest.raises(OSError):
         store.make_dirs(tmp_path, tmp_path / "file" / "below")
+
+
+def _heartbeat_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "molexp-heartbeat"]
+
+
+def test_one_heartbeat_thread_beats_for_every_lock_and_ends_with_the_last(
+    tmp_path: Path,
+) -> None:
+    dirs = [tmp_path / f"r{i}" for i in range(3)]
+    old = time.time() - 3600
+    held = []
+    for d in dirs:
+        d.mkdir()
+        got = locks.acquire(d, root=tmp_path)
+        os.utime(d / locks.LOCK_NAME, (old, old))
+        got.start_heartbeat(interval=0.05)
+        held.append(got)
+    assert len(_heartbeat_threads()) == 1
+    deadline = time.monotonic() + 5
+    while any((d / locks.LOCK_NAME).stat().st_mtime < old + 60 for d in dirs):
+        assert time.monotonic() < deadline, "a lock without a heartbeat"
+        time.sleep(0.02)
+    for got in held:
+        got.release()
+    assert _heartbeat_threads() == []  # nothing left behind when the command ends
+
+
+def test_a_batch_keeps_the_heartbeat_thread_between_its_attempts(tmp_path: Path) -> None:
+    done = locks.keep_heartbeat()
+    threads = set()
+    for i in range(3):
+        d = tmp_path / f"r{i}"
+        d.mkdir()
+        got = locks.acquire(d, root=tmp_path)
+        got.start_heartbeat(interval=0.05)
+        threads.update(_heartbeat_threads())
+        got.release()
+    assert len(threads) == 1 and _heartbeat_threads() == list(threads)
+    done()
+    done()  # (twice is once)
+    assert _heartbeat_threads() == []
+
+
+def test_a_released_lock_is_never_touched_again(tmp_path: Path) -> None:
+    held = locks.acquire(tmp_path, root=tmp_path)
+    held.start_heartbeat(interval=0.01)
+    held.release()
+    owner = {"host": "node-b", "pid": 4242, "since": time.time()}  # the next owner, quiet
+    assert store.create_exclusive(
+        tmp_path / locks.LOCK_NAME, json.dumps(owner).encode(), root=tmp_path
+    )
+    old = time.time() - 3600
+    os.utime(tmp_path / locks.LOCK_NAME, (old, old))
+    time.sleep(0.1)
+    assert (tmp_path / locks.LOCK_NAME).stat().st_mtime == pytest.approx(old, abs=1)
+    assert json.loads((tmp_path / locks.LOCK_NAME).read_text()) == owner
