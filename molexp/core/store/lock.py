@@ -312,6 +312,9 @@ class _Heartbeat:
                         self._due[held] = (now + period, period)
                     else:
                         del self._due[held]
+                if not self._due and not self._kept:  # every lock lost: nothing to beat
+                    self._thread = None
+                    return
                 wait = min((at for at, _ in self._due.values()), default=None)
                 self._wake.wait(None if wait is None else max(0.0, wait - time.monotonic()))
 

@@ -144,10 +144,22 @@ def test_new_directories_are_made_durable_in_their_parents(
         store.make_dirs(tmp_path, tmp_path / "file" / "below")
 
 
+_EARLIER: set[threading.Thread] = set()
+
+
+@pytest.fixture
+def heartbeat(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A heartbeat of this test's own (another test's unreleased lock keeps its own)."""
+    _EARLIER.clear()
+    _EARLIER.update(threading.enumerate())
+    monkeypatch.setattr(locks, "_HEARTBEAT", locks._Heartbeat())
+
+
 def _heartbeat_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name == "molexp-heartbeat"]
+    return [t for t in threading.enumerate() if t.name == "molexp-heartbeat" and t not in _EARLIER]
 
 
+@pytest.mark.usefixtures("heartbeat")
 def test_one_heartbeat_thread_beats_for_every_lock_and_ends_with_the_last(
     tmp_path: Path,
 ) -> None:
@@ -170,6 +182,7 @@ def test_one_heartbeat_thread_beats_for_every_lock_and_ends_with_the_last(
     assert _heartbeat_threads() == []  # nothing left behind when the command ends
 
 
+@pytest.mark.usefixtures("heartbeat")
 def test_a_batch_keeps_the_heartbeat_thread_between_its_attempts(tmp_path: Path) -> None:
     done = locks.keep_heartbeat()
     threads = set()
@@ -184,6 +197,19 @@ def test_a_batch_keeps_the_heartbeat_thread_between_its_attempts(tmp_path: Path)
     done()
     done()  # (twice is once)
     assert _heartbeat_threads() == []
+
+
+@pytest.mark.usefixtures("heartbeat")
+def test_a_thread_whose_locks_were_all_taken_over_ends(tmp_path: Path) -> None:
+    held = locks.acquire(tmp_path, root=tmp_path)
+    held.start_heartbeat(interval=0.02)
+    _taken_over(tmp_path)
+    assert held.lost.wait(5)
+    deadline = time.monotonic() + 5
+    while _heartbeat_threads():
+        assert time.monotonic() < deadline, "a heartbeat thread with nothing to beat"
+        time.sleep(0.02)
+    held.release()
 
 
 def test_a_released_lock_is_never_touched_again(tmp_path: Path) -> None:
