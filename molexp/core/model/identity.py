@@ -25,7 +25,49 @@ def normalise(value: Any, where: str = "value") -> Any:
     Dict keys must be strings, tuples become lists, an integral float becomes an
     int (so ``10`` and ``10.0`` are the same run), non-finite floats and any type
     JSON cannot carry are refused.  ``True`` stays a bool (``true`` != ``1``).
-    """
+
+    Plain JSON values (what records and YAML give) take a walk that names no path;
+    anything else, or anything refused, takes :func:`_named`, the definition, which
+    names where the problem is."""
+    try:
+        return _plain(value)
+    except _NotPlain:
+        return _named(value, where)
+
+
+class _NotPlain(Exception):
+    """A value :func:`_plain` leaves to :func:`_named`."""
+
+
+def _plain(value: Any) -> Any:
+    """:func:`_named` for exact dicts with text keys, lists, text, ints, bools, None
+    and finite floats (no path is built: ~4x faster); raises :class:`_NotPlain`
+    for anything else, including what :func:`_named` refuses."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is dict:
+        out = {}
+        for key, item in value.items():
+            if type(key) is not str:
+                raise _NotPlain
+            sub = type(item)
+            out[key] = (
+                item if sub is str or sub is int or sub is bool or item is None else _plain(item)
+            )
+        return out
+    if kind is list:
+        return [_plain(item) for item in value]
+    if kind is float:
+        if not math.isfinite(value):
+            raise _NotPlain
+        if value.is_integer() and abs(value) < _MAX_EXACT_INT:
+            return int(value)
+        return value
+    raise _NotPlain
+
+
+def _named(value: Any, where: str) -> Any:
     if value is None or isinstance(value, (bool, str)):
         return value
     if isinstance(value, int):
@@ -41,22 +83,22 @@ def normalise(value: Any, where: str = "value") -> Any:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise UsageError(f"{where}: key {key!r} is not a string")
-            out[key] = normalise(item, f"{where}.{key}" if where else key)
+            out[key] = _named(item, f"{where}.{key}" if where else key)
         return out
     if isinstance(value, (list, tuple)):
-        return [normalise(item, f"{where}[{i}]") for i, item in enumerate(value)]
+        return [_named(item, f"{where}[{i}]") for i, item in enumerate(value)]
     raise UsageError(f"{where}: {type(value).__name__} values cannot be stored ({value!r})")
+
+
+# One encoder (json.dumps with options builds a new one for every call).
+_canonical = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+).encode
 
 
 def canonical_json(value: Any, where: str = "value") -> bytes:
     """The canonical UTF-8 JSON encoding of ``value`` (SPEC §5)."""
-    return json.dumps(
-        normalise(value, where),
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-        allow_nan=False,
-    ).encode("utf-8")
+    return _canonical(normalise(value, where)).encode("utf-8")
 
 
 def xxh3_128_hex(data: bytes) -> str:

@@ -40,13 +40,15 @@ import json
 import operator
 import os
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import compress, repeat
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from molexp.core.model.names import is_valid_name
 from molexp.core.records.runs import RUN_FILE, STATUSES, load_record, validate_record
+from molexp.core.records.signatures import Ahead
 from molexp.core.records.signatures import signature as _signature
 from molexp.core.records.signatures import signatures as _signatures
 from molexp.core.store import files as store
@@ -54,7 +56,7 @@ from molexp.errors import CorruptRecordError, MolexpError, WorkspaceError
 
 INDEX_DIR = ".molexp/index"
 SUFFIX = ".idx"
-FORMAT = 4  # 4: the REST fields in columns of their own; 3: last-attempt host, results, metrics
+FORMAT = 5  # 5: lines oldest first; 4: the REST fields in columns of their own; 3: last-attempt host, results, metrics
 MAGIC = "molexp-run-index"
 RACY_NS = 3_000_000_000
 # Record keys a summary leaves out (long lists), and the two it adds instead.
@@ -136,44 +138,72 @@ def summarise(record: dict[str, Any]) -> dict[str, Any]:
 _RAW_HEAD = b'{\n  "schema_version": %d,\n' % store.SCHEMA_VERSION
 
 
-class Entry:
-    """One readable run as the index last validated it: cheap fields now, its
-    summary (parsed from the index) or full record (read now) on demand."""
+class _Experiment:
+    """What every entry of one experiment shares."""
 
-    __slots__ = (
-        "id", "status", "created_at", "project", "experiment", "_tail", "_values", "_runs",
-        "_sig",
-    )  # fmt: skip
+    __slots__ = ("project", "experiment", "runs_dir", "values", "prefix")
 
-    def __init__(
-        self,
-        run_id: str,
-        status: str,
-        created_at: Any,
-        tail: str,
-        values: list[Any],
-        project: str,
-        experiment: str,
-        runs_dir: Path,
-        signature: str | None = None,
-    ) -> None:
-        self.id = run_id
-        self.status = status
-        self.created_at = created_at
+    def __init__(self, project: str, experiment: str, runs_dir: Path, values: list[Any]) -> None:
         self.project = project
         self.experiment = experiment
-        self._tail = tail  # "PARAMS_REF <TAB> CONFIG_REF <TAB> RESULTS <TAB> METRICS <TAB> REST..."
-        self._values = values
-        self._runs = runs_dir
-        self._sig = signature  # of the run.json validated, when not too recent to trust
+        self.runs_dir = runs_dir
+        self.values = values  # the index's distinct params and configs
+        self.prefix = f"{project}/{experiment}/"
+
+
+class Entry(tuple[str, str, str, Any, str, "str | None", _Experiment]):
+    """One readable run as the index last validated it: cheap fields now, its
+    summary (parsed from the index) or full record (read now) on demand.
+
+    A tuple ``(ref, id, status, created_at, tail, signature, experiment)``: a listing
+    of 100,000 runs makes them with ``map`` and reads them with ``itemgetter``,
+    never running Python code per run (:func:`scan_experiment`)."""
+
+    __slots__ = ()
+
+    if TYPE_CHECKING:
+        ref: str
+        id: str
+        status: str
+        created_at: Any
+        _tail: str  # "PARAMS_REF <TAB> CONFIG_REF <TAB> RESULTS <TAB> METRICS <TAB> REST..."
+        _sig: str | None  # of the run.json validated, when not too recent to trust
+        _exp: _Experiment
+    else:
+        ref = property(operator.itemgetter(0))
+        id = property(operator.itemgetter(1))
+        status = property(operator.itemgetter(2))
+        created_at = property(operator.itemgetter(3))
+        _tail = property(operator.itemgetter(4))
+        _sig = property(operator.itemgetter(5))
+        _exp = property(operator.itemgetter(6))
+
+    @classmethod
+    def make(
+        cls, run_id: str, status: str, created_at: Any, tail: str, exp: _Experiment,
+        signature: str | None = None,
+    ) -> Entry:  # fmt: skip
+        return cls((exp.prefix + run_id, run_id, status, created_at, tail, signature, exp))
 
     @property
-    def ref(self) -> str:
-        return f"{self.project}/{self.experiment}/{self.id}"
+    def project(self) -> str:
+        return self[6].project
+
+    @property
+    def experiment(self) -> str:
+        return self[6].experiment
+
+    @property
+    def _values(self) -> list[Any]:
+        return self[6].values
+
+    @property
+    def _runs(self) -> Path:
+        return self[6].runs_dir
 
     @property
     def run_dir(self) -> Path:
-        return self._runs / self.id
+        return self[6].runs_dir / self[1]
 
     def record(self) -> dict[str, Any]:
         """The full record, read (and validated) now."""
@@ -366,29 +396,28 @@ def _header(checksum: str) -> bytes:
     return f"{MAGIC} {FORMAT} {__version__} {store.SCHEMA_VERSION} {checksum}\n".encode()
 
 
-def _load(path: Path, project: str, experiment: str) -> tuple[list[Any], dict[str, str]]:
-    """``(values, line by run id)`` of a valid index file, else empty ones."""
+def _load(path: Path, project: str, experiment: str) -> tuple[list[Any], list[str]]:
+    """``(values, lines)`` of a valid index file, else empty ones."""
     try:
         raw = path.read_bytes()
     except OSError:
-        return [], {}
+        return [], []
     head, _, body = raw.partition(b"\n")
     try:
         import xxhash
 
         if _header(xxhash.xxh3_128_hexdigest(body)) != head + b"\n":
-            return [], {}
+            return [], []
         meta_line, _, lines = body.decode().partition("\n")
         meta = json.loads(meta_line)
         if meta["project"] != project or meta["experiment"] != experiment:
-            return [], {}
+            return [], []
         values = meta["values"]
         if not isinstance(values, list):
-            return [], {}
-        rows = lines.split("\n") if lines else []
-        return values, dict(zip([r[: r.index("\t")] for r in rows], rows))
+            return [], []
+        return values, lines.split("\n") if lines else []
     except (ValueError, KeyError, TypeError):
-        return [], {}
+        return [], []
 
 
 class _Values:
@@ -495,19 +524,36 @@ def _read(dir_fd: int, name: str, path: Path) -> tuple[os.stat_result, dict[str,
     return st, store.parse_json_record(raw, path, "run")
 
 
+_split_line = operator.methodcaller("split", "\t", 4)
+
+
+def _order(entry: Entry) -> tuple[str, str]:
+    """Oldest first, then by id: the order of a listing (and of an index's lines)."""
+    created = entry[3]
+    return (created if type(created) is str else str(created)), entry[1]
+
+
 def scan_experiment(
     ws_root: Path,
     project: str,
     experiment: str,
     wanted: Collection[str] | None = None,
     refresh: bool = True,
+    seen: tuple[list[str], list[str | None]] | None = None,
 ) -> Scanned:
-    """Every run of one experiment: readable ones as entries, the others as problems.
+    """Every run of one experiment: readable ones as entries (oldest first, then by
+    id), the others as problems.
 
     ``wanted`` limits the entries to runs with these recorded statuses (every run
     is still checked, and every problem reported).  Uses and (unless ``refresh`` is
     false: a dry run writes nothing) refreshes the experiment's index unless
-    :func:`enabled` is false.
+    :func:`enabled` is false.  ``seen``: the run directories' names and their
+    ``run.json``'s signatures, taken during this listing (:class:`signatures.Ahead`).
+
+    When the run directories are those the index lists and every signature is the
+    one it holds (the usual case), the entries are made from the index's columns
+    without running Python code per run; otherwise each run is looked at, and only
+    new or changed records are read.
     """
     runs_dir = ws_root / "projects" / project / "experiments" / experiment / "runs"
     out = Scanned()
@@ -517,73 +563,158 @@ def scan_experiment(
         return out
     try:
         path = index_path(ws_root, project, experiment) if enabled() else None
-        values, old = _load(path, project, experiment) if path else ([], {})
-        table = _Values(values)
-        kept: list[str] = []  # the lines of the index to write
-        changed = False  # whether the index on disk no longer matches ``kept``
-        racy_before = time.time_ns() - RACY_NS
-        suffix = "/" + RUN_FILE
-        names = [name for name in sorted(os.listdir(dir_fd)) if name[0] != "."]
-        known = [name for name in names if name in old]  # every one stat-ed, now
-        sigs = _signatures(dir_fd, [name + suffix for name in known])
-        # New runs, then stale entries: read (in run-id order, as entries are).
-        unread = [] if len(known) == len(names) else [n for n in names if n not in old]
-        take, entries = old.pop, out.entries
-        for name, now in zip(known, sigs):
-            line = take(name)
-            try:
-                _, signature, status, created, tail = line.split("\t", 4)
-            except ValueError:
-                signature = None
-            if signature is not None and signature == now:
-                status = _SHARED.get(status, status)  # one text per status
-                kept.append(line)
-                if wanted is None or status in wanted:
-                    entries.append(Entry(
-                        name, status, created, tail, values, project, experiment,
-                        runs_dir, signature,
-                    ))  # fmt: skip
-                continue
-            changed = True  # a stale entry: dropped, or replaced below
-            unread.append(name)
-        indexed = len(entries)
-        for name in sorted(unread):
-            record_path = runs_dir / name / RUN_FILE
-            try:
-                st, record = _read(dir_fd, name, record_path)
-                validate_record(record, record_path, project, experiment)
-            except NotADirectoryError:
-                continue  # a stray file beside the run directories
-            except FileNotFoundError:
-                out.problems.append(
-                    CorruptRecordError(record_path, "is missing (run directory without a record)")
-                )
-                continue
-            except MolexpError as exc:
-                out.problems.append(exc)
-                continue
-            created_at = record.get("created_at")
-            plain = isinstance(created_at, str) and not any(
-                c in text for c in "\t\n" for text in (name, created_at)
-            )
-            status = record["status"]
-            tail = _tail(record, table)
-            trusted = plain and st.st_ctime_ns < racy_before and st.st_mtime_ns < racy_before
-            if wanted is None or status in wanted:
-                entries.append(Entry(
-                    name, status, created_at, tail, values, project, experiment, runs_dir,
-                    _signature(st) if trusted else None,
-                ))  # fmt: skip
-            if trusted:
-                # (a too recent record is read again next time)
-                kept.append("\t".join((name, _signature(st), status, str(created_at), tail)))
-                changed = True
-        if 0 < indexed < len(entries):  # entries in run-id order
-            entries.sort(key=_by_id)
-        if old:
-            changed = True  # runs removed since the index was written
-        if path is not None and changed and refresh:
-            _save(ws_root, path, project, experiment, values, kept)
+        values, lines = _load(path, project, experiment) if path else ([], [])
+        exp = _Experiment(project, experiment, runs_dir, values)
+        if seen is None:
+            names = sorted(name for name in os.listdir(dir_fd) if name[0] != ".")
+            now = None
+        else:
+            names, now = seen
+        parts = list(map(_split_line, lines))
+        if parts and min(map(len, parts)) == 5:
+            ids, sigs, statuses, created, tails = zip(*parts)
+            statuses = tuple(map(_SHARED.get, statuses, statuses))  # one text per status
+        else:
+            ids = sigs = statuses = created = tails = ()
+        if ids and sorted(ids) == names:
+            if now is None:  # every one, now
+                now = _signatures(dir_fd, [name + _RUN_FILE for name in names])
+            if dict(zip(names, now)) == dict(zip(ids, sigs)):
+                # Every entry holds: no record to read, nothing to write.
+                rows: Any = zip(map(exp.prefix.__add__, ids), ids, statuses, created, tails,
+                                sigs, repeat(exp))  # fmt: skip
+                if wanted is not None:
+                    rows = compress(rows, map(wanted.__contains__, statuses))
+                out.entries = list(map(Entry, rows))
+                return out
+        old = dict(zip(ids, parts))
+        _rescan(ws_root, out, dir_fd, exp, names, old, now, wanted, path, refresh)
     finally:
         os.close(dir_fd)
     return out
+
+
+def scan_all(
+    ws_root: Path, experiments: Sequence[tuple[str, str]], wanted: Collection[str] | None = None
+) -> Iterator[tuple[str, str, Scanned]]:
+    """``(project, experiment, scan_experiment(...))`` of each of ``experiments``, in order.
+
+    Once the first ones have taken :data:`AHEAD_S`, the names and signatures of the
+    second half of the rest are taken by a child process meanwhile
+    (:class:`signatures.Ahead`; two cores or more, this process without threads);
+    every one of them is still taken during this listing."""
+    import threading
+
+    start = time.perf_counter()
+    ahead: Ahead | None = None
+    half = len(experiments)
+    try:
+        for i, (project, experiment) in enumerate(experiments):
+            seen = None
+            if ahead is not None and i >= half:
+                seen = ahead.take(_runs_dir(ws_root, project, experiment))
+            yield (
+                project,
+                experiment,
+                scan_experiment(ws_root, project, experiment, wanted, seen=seen),
+            )
+            rest = len(experiments) - i - 1
+            if (
+                ahead is None and rest >= 4 and time.perf_counter() - start > AHEAD_S
+                and _cores() >= 2 and threading.active_count() == 1 and hasattr(os, "fork")
+            ):  # fmt: skip
+                half = len(experiments) - rest // 2
+                ahead = Ahead([_runs_dir(ws_root, p, e) for p, e in experiments[half:]], _RUN_FILE)
+    finally:
+        if ahead is not None:
+            ahead.close()
+
+
+AHEAD_S = 0.03  # a listing this long so far: the rest is shared with a child process
+_RUN_FILE = "/" + RUN_FILE
+
+
+def _runs_dir(ws_root: Path, project: str, experiment: str) -> str:
+    return f"{ws_root}/projects/{project}/experiments/{experiment}/runs"
+
+
+def _cores() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1  # pragma: no cover - (not Linux)
+
+
+def _rescan(
+    ws_root: Path,
+    out: Scanned,
+    dir_fd: int,
+    exp: _Experiment,
+    names: list[str],
+    old: dict[str, list[str]],
+    now: list[str | None] | None,
+    wanted: Collection[str] | None,
+    path: Path | None,
+    refresh: bool,
+) -> None:
+    """:func:`scan_experiment` run by run: entries whose signature holds are kept,
+    new and changed records read and validated; the index is written if it changed."""
+    project, experiment, runs_dir, values = exp.project, exp.experiment, exp.runs_dir, exp.values
+    table = _Values(values)
+    kept: list[tuple[tuple[str, str], str]] = []  # ((created_at, id), line) to write
+    changed = False  # whether the index on disk no longer matches ``kept``
+    racy_before = time.time_ns() - RACY_NS
+    known = [name for name in names if name in old]
+    if now is None:
+        now = _signatures(dir_fd, [name + _RUN_FILE for name in known])  # every one, now
+    elif len(known) < len(names):
+        by_name = dict(zip(names, now))
+        now = [by_name[name] for name in known]
+    unread = [] if len(known) == len(names) else [n for n in names if n not in old]
+    entries = out.entries
+    for name, sig in zip(known, now):
+        _, signature, status, created, tail = old.pop(name)
+        if signature == sig:
+            status = _SHARED.get(status, status)  # one text per status
+            kept.append(((created, name), "\t".join((name, signature, status, created, tail))))
+            if wanted is None or status in wanted:
+                entries.append(Entry.make(name, status, created, tail, exp, signature))
+            continue
+        changed = True  # a stale entry: dropped, or replaced below
+        unread.append(name)
+    for name in sorted(unread):
+        record_path = runs_dir / name / RUN_FILE
+        try:
+            st, record = _read(dir_fd, name, record_path)
+            validate_record(record, record_path, project, experiment)
+        except NotADirectoryError:
+            continue  # a stray file beside the run directories
+        except FileNotFoundError:
+            out.problems.append(
+                CorruptRecordError(record_path, "is missing (run directory without a record)")
+            )
+            continue
+        except MolexpError as exc:
+            out.problems.append(exc)
+            continue
+        created_at = record.get("created_at")
+        plain = isinstance(created_at, str) and not any(
+            c in text for c in "\t\n" for text in (name, created_at)
+        )
+        status = record["status"]
+        tail = _tail(record, table)
+        trusted = plain and st.st_ctime_ns < racy_before and st.st_mtime_ns < racy_before
+        if wanted is None or status in wanted:
+            entries.append(Entry.make(
+                name, status, created_at, tail, exp, _signature(st) if trusted else None
+            ))  # fmt: skip
+        if trusted:
+            # (a too recent record is read again next time)
+            line = "\t".join((name, _signature(st), status, str(created_at), tail))
+            kept.append(((str(created_at), name), line))
+            changed = True
+    entries.sort(key=_order)
+    if old:
+        changed = True  # runs removed since the index was written
+    if path is not None and changed and refresh:
+        kept.sort(key=operator.itemgetter(0))
+        _save(ws_root, path, project, experiment, values, [line for _, line in kept])

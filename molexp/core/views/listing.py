@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from molexp.core.records.annotations import with_pending
-from molexp.core.records.index import LAST_ATTEMPT_KEYS, Entry, scan_experiment, summarise
+from molexp.core.records.index import LAST_ATTEMPT_KEYS, Entry, Rest, scan_all, summarise
 from molexp.core.records.index_build import prebuild
 from molexp.core.records.metrics import live as live_metrics
 from molexp.core.records.runs import ACTIVE, RUN_FILE, STATUSES, Run, load_record, observe
@@ -167,6 +168,8 @@ BRIEF = (
 )
 Brief = tuple[Any, Any, Any, Any, Any, Any, Any, Any]
 _BATCH = 2000
+_ACTIVE = frozenset(ACTIVE)
+_status = operator.attrgetter("status")
 _DURATION = LAST_ATTEMPT_KEYS.index("duration")
 
 
@@ -179,9 +182,64 @@ def _brief_of(row: Listed) -> Brief:
 
 
 def _briefs(rows: Sequence[Listed]) -> list[Brief]:
-    """:func:`_brief_of` of each row.  An index entry's columns are decoded from their
-    JSON texts, each distinct text once per batch (the same value object for equal
-    texts); anything unexpected (a forged index) takes the summary's path."""
+    """:func:`_brief_of` of each row.  The index entries of one experiment that come
+    one after the other are decoded together (:func:`_columns`); anything unexpected
+    (a forged index) takes the summary's path, row by row."""
+    out: list[Brief] = []
+    i, n = 0, len(rows)
+    while i < n:
+        row = rows[i]
+        if type(row) is not Entry:
+            out.append(_brief_of(row))
+            i += 1
+            continue
+        exp, j = row._exp, i + 1
+        while j < n and type(rows[j]) is Entry and rows[j]._exp is exp:  # type: ignore[union-attr]
+            j += 1
+        group: list[Entry] = rows[i:j]  # type: ignore[assignment]
+        got = _columns(group)
+        out += got if got is not None else _one_by_one(group)
+        i = j
+    return out
+
+
+_TAIL = operator.itemgetter(4)  # of an Entry
+_COLUMNS = 4 + len(Rest._fields)  # of a tail: PARAMS_REF, CONFIG_REF, RESULTS, METRICS, Rest's
+_REPLICA, _PROFILE, _UPDATED, _OTHER, _COUNT, _LAST = (4 + Rest._fields.index(k) for k in (
+    "replica", "profile", "updated_at", "other", "attempt_count", "last_attempt"))  # fmt: skip
+
+
+def _columns(group: list[Entry]) -> list[Brief] | None:
+    """:func:`_briefs` of entries of one experiment, each column of the index decoded
+    at once for all of them (the JSON texts of one column, joined by commas, are a
+    JSON array: one ``json.loads`` instead of one per run and column); None when
+    the columns are not as the index writes them."""
+    k = len(group)
+    cols = "\t".join(map(_TAIL, group)).split("\t")
+    if len(cols) != k * _COLUMNS:
+        return None
+    loads = json.loads
+
+    def column(c: int) -> list[Any]:
+        found = loads("[" + ",".join(cols[c::_COLUMNS]) + "]")
+        if len(found) != k:
+            raise ValueError(c)
+        return found  # type: ignore[no-any-return]
+
+    try:
+        params = list(map(group[0]._values.__getitem__, map(int, cols[0::_COLUMNS])))
+        last = column(_LAST)
+        durations = [None if v is None else v[_DURATION] for v in last]
+        tags = [None if v is None else v.get("tags") for v in column(_OTHER)]
+        return list(zip(map(_status, group), column(_REPLICA), column(_PROFILE), params,
+                        column(_COUNT), durations, column(_UPDATED), tags))  # fmt: skip
+    except (ValueError, IndexError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def _one_by_one(rows: Sequence[Entry]) -> list[Brief]:
+    """:func:`_brief_of` of each entry, from its own columns: each distinct text
+    decoded once (the same value object for equal texts)."""
     seen: dict[str, Any] = {}  # JSON text -> value, within this batch
     loads = json.loads
 
@@ -193,9 +251,6 @@ def _briefs(rows: Sequence[Listed]) -> list[Brief]:
 
     out: list[Brief] = []
     for row in rows:
-        if type(row) is not Entry:
-            out.append(_brief_of(row))
-            continue
         try:
             params, replica, profile, updated, other, count, last = row.brief_texts()
             # (integers and time stamps differ from row to row: read without json)
@@ -293,10 +348,13 @@ def _select(
     wanted = frozenset((*statuses, *ACTIVE)) if statuses else None
     experiments = list(iter_experiments(ws, project, experiment))
     prebuild(ws.root, experiments)  # missing indexes, in parallel (a speed-up only)
-    for proj, exp in experiments:
-        scanned = scan_experiment(ws.root, proj, exp, wanted)
+    for proj, exp, scanned in scan_all(ws.root, experiments, wanted):
         out.problems.extend(scanned.problems)
-        rows: list[Listed] = []  # in run-id order, as scanned
+        if not where and _ACTIVE.isdisjoint(map(_status, scanned.entries)):
+            out.rows += scanned.entries  # (oldest first, as scanned; ``wanted`` only)
+            continue
+        rows: list[Listed] = []  # oldest first, as scanned
+        read = False  # whether some rows were read in full (their created_at may differ)
         for entry in scanned.entries:
             if entry.status not in ACTIVE:
                 if statuses and entry.status not in statuses:
@@ -307,6 +365,7 @@ def _select(
                             record = entry.record()
                             if matches(record, where):
                                 rows.append(Row(ws, record))
+                                read = True
                             continue
                         if not judge(entry):  # (an entry parses what it needs)
                             continue
@@ -337,9 +396,11 @@ def _select(
             if where and not matches(record, where):
                 continue
             rows.append(Row(ws, record))
-        # Oldest first within each experiment (ids are hashes: their order means
-        # nothing); the sort is stable, so equal times stay in id order.
-        rows.sort(key=_created)
+            read = True
+        # Oldest first within each experiment, then by id (ids are hashes: their
+        # order means nothing): as scanned, unless a record read now says otherwise.
+        if read:
+            rows.sort(key=_by_age)
         out.rows.extend(rows)
     if slurm_runs:
         from molexp.core.slurm import reconcile as slurm
@@ -363,6 +424,10 @@ def _record_of(row: Listed) -> dict[str, Any]:
         return row.record()
     except (FileNotFoundError, MolexpError):
         return {}  # gone or broken since the scan: sorts last, reported when listed
+
+
+def _by_age(row: Listed) -> tuple[str, str]:
+    return _created(row), row.id
 
 
 def _created(row: Listed) -> str:

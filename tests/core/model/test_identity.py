@@ -117,3 +117,28 @@ def test_ids_survive_a_yaml_round_trip(params: dict[str, Any]) -> None:
 def test_random_ids_are_fresh_and_well_formed() -> None:
     ids = {identity.random_run_id() for _ in range(100)}
     assert len(ids) == 100 and all(identity.is_run_id(i) for i in ids)
+
+
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=3),
+        lambda inner: (
+            st.lists(inner, max_size=3)
+            | st.lists(inner, max_size=2).map(tuple)
+            | st.dictionaries(st.text(max_size=2) | st.integers(0, 2), inner, max_size=3)
+        ),
+        max_leaves=8,
+    )
+)
+def test_the_quick_walk_gives_what_the_definition_gives(value: Any) -> None:
+    """``normalise`` walks plain values without naming paths; the result, or the
+    refusal and its message, is the one the definition (``_named``) gives."""
+    try:
+        expected: Any = ("ok", identity._named(value, "params"))
+    except UsageError as exc:
+        expected = ("refused", str(exc))
+    try:
+        got: Any = ("ok", identity.normalise(value, "params"))
+    except UsageError as exc:
+        got = ("refused", str(exc))
+    assert repr(got) == repr(expected)  # (repr: 1 and 1.0, nan, lists and tuples differ)

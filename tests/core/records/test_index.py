@@ -54,7 +54,7 @@ def index_file(ws: Path) -> Path:
 
 
 def indexed_ids(ws: Path) -> list[str]:
-    return sorted(index._load(index_file(ws), "P", "E")[1])
+    return sorted(line.split("\t", 1)[0] for line in index._load(index_file(ws), "P", "E")[1])
 
 
 def by_replica(ws: Path, replica: int) -> Path:

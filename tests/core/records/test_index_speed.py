@@ -137,18 +137,25 @@ def test_a_table_s_columns_are_the_summary_s(
     assert_truthful(cli, monkeypatch)
 
 
+def forged(entry: index.Entry, tail: str) -> index.Entry:
+    """``entry`` with another tail, as an index line could give it."""
+    return index.Entry.make(entry.id, entry.status, entry.created_at, tail, entry._exp, entry._sig)
+
+
 def test_a_forged_table_column_is_reported_as_the_summary_reports_it(
     lab: Path,  # noqa: F811
 ) -> None:
     scanned = index.scan_experiment(lab, "P", "E")
-    entry = scanned.entries[0]
-    entry._tail = entry._tail.rsplit("\t", 1)[0]  # a column short
+    first = scanned.entries[0]
+    entry = forged(first, first._tail.rsplit("\t", 1)[0])  # a column short
     with pytest.raises(CorruptRecordError, match="is inconsistent"):
         entry.brief_texts()
     with pytest.raises(CorruptRecordError, match="is inconsistent"):
         listing._briefs([entry])
-    good = scanned.entries[1]
-    good._tail = good._tail.replace('"20', '"\\u00320', 1)  # an escaped time stamp: decoded
+    second = scanned.entries[1]
+    good = forged(
+        second, second._tail.replace('"20', '"\\u00320', 1)
+    )  # an escaped time stamp: decoded
     assert listing._briefs([good]) == [listing._brief_of(good)]
 
 
@@ -163,3 +170,58 @@ def test_a_forged_table_column_is_reported_as_the_summary_reports_it(
 def test_index_columns_are_encoded_as_json_dumps_encodes_them(value: object) -> None:
     expected = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
     assert index._compact(value) == expected
+
+
+def test_signatures_taken_ahead_by_a_child_are_those_taken_here(tmp_path: Path) -> None:
+    import os
+
+    dirs = []
+    for d in range(3):
+        base = tmp_path / f"d{d}"
+        for name in ("b", "a", ".hidden", f"c{d}"):
+            (base / name).mkdir(parents=True)
+            if name != "a" or d != 1:  # (one directory without the file)
+                (base / name / "f").write_text(name * (d + 1))
+        dirs.append(str(base))
+    ahead = signatures.Ahead([*dirs, str(tmp_path / "gone")], "/f")
+    assert ahead.take(dirs[0]) is None  # a directory it could not list: none of them
+    ahead = signatures.Ahead(dirs, "/f")
+    for path in dirs:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            names = sorted(n for n in os.listdir(fd) if n[0] != ".")
+            assert ahead.take(path) == (names, signatures.signatures(fd, [n + "/f" for n in names]))
+        finally:
+            os.close(fd)
+    assert ahead.take(str(tmp_path)) is None  # not asked for
+    ahead.close()
+
+
+def test_a_listing_shared_with_a_child_sees_what_changed_behind_its_back(
+    workspace: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(index, "RACY_NS", 0)
+    assert cli("project create P").exit_code == 0
+    for name in "ABCDEFG":
+        made = cli("experiment", "create", f"P/{name}", "--param", "lr=0.1", "--replicas", "2",
+                   "--command", "test {replica} -ne 1")  # fmt: skip
+        assert made.exit_code == 0, made.output
+        assert cli("run", f"P/{name}").exit_code == 1
+    before = cli("ls", "--format", "json").stdout
+    monkeypatch.setattr(index, "AHEAD_S", 0.0)  # every listing shares its stats at once
+    taken: list[object] = []
+    real = signatures.Ahead.take
+
+    def noting(self: signatures.Ahead, path: str) -> object:
+        found = real(self, path)
+        taken.append(found)
+        return found
+
+    monkeypatch.setattr(signatures.Ahead, "take", noting)
+    assert cli("ls", "--format", "json").stdout == before
+    assert taken and all(found is not None for found in taken)
+    runs = workspace / "projects" / "P" / "experiments" / "G" / "runs"
+    edited = next(p for p in sorted(runs.glob("*/run.json")) if b'"failed"' in p.read_bytes())
+    rewrite_keeping_mtime(edited, lambda raw: raw.replace(b'"failed"', b'"queued"', 1))
+    assert "queued" in cli("ls", "--format", "csv").stdout
+    assert_truthful(cli, monkeypatch)
