@@ -37,6 +37,9 @@ ENV_DIR = "environments"
 CACHE_DIR = ".molexp/cache/env"
 MODES = ("full", "basic", "off")
 _LOCK = threading.Lock()  # with --jobs, one thread fills the cache; the others wait
+# The cache files this process read or wrote, by path: the next attempt of a batch
+# checks the same key and fingerprint without reading the file again.
+_RECENT: dict[str, dict[str, Any]] = {}
 
 
 def mode(env: Mapping[str, str]) -> str:
@@ -90,13 +93,19 @@ def _packages(
     """``(interpreter facts, hash of its package list, how many)``."""
     key = provenance.interpreter_key(python, env)
     path = _cache_path(ws_root, key)
-    cached: dict[str, Any] = {}
-    try:
-        raw = json.loads(path.read_bytes())
-        if isinstance(raw, dict) and raw.get("key") == key and isinstance(raw.get("python"), dict):
-            cached = raw
-    except (OSError, ValueError):
-        pass
+    cached: dict[str, Any] = _RECENT.get(str(path), {})
+    if cached.get("key") != key:  # (read or written by this process: the same bytes)
+        cached = {}
+        try:
+            raw = json.loads(path.read_bytes())
+            if (
+                isinstance(raw, dict)
+                and raw.get("key") == key
+                and isinstance(raw.get("python"), dict)
+            ):
+                cached = _RECENT[str(path)] = raw
+        except (OSError, ValueError):
+            pass
     interpreter = cached.get("python") or provenance.probe(python, env)
     if interpreter.get("error"):
         return interpreter, None, None
@@ -123,6 +132,7 @@ def _packages(
         try:
             store.make_dirs(ws_root, path.parent)
             store.atomic_write_bytes(path, json.dumps(record).encode(), durable=False, root=ws_root)
+            _RECENT[str(path)] = record
         except (OSError, WorkspaceError):
             pass  # a read-only cache: correct, just slower
     return interpreter, digest, count

@@ -66,11 +66,19 @@ def hostname() -> str:
     return os.uname().nodename
 
 
+_BOOT_ID: list[str | None] = []  # read once per process: a process never outlives a boot
+
+
 def _boot_id() -> str | None:
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except OSError:
-        return None
+    if not _BOOT_ID:
+        try:
+            _BOOT_ID.append(Path("/proc/sys/kernel/random/boot_id").read_text().strip())
+        except OSError:
+            _BOOT_ID.append(None)
+    return _BOOT_ID[0]
+
+
+_OWN_START: dict[int, str | None] = {}  # this process's start time (by pid: a fork is another)
 
 
 def pid_start_time(pid: int) -> str | None:
@@ -101,12 +109,17 @@ def pid_alive(pid: int, start_time: str | None = None) -> bool:
     return True
 
 
+def _own_start(pid: int) -> str | None:
+    _OWN_START[pid] = start = pid_start_time(pid)
+    return start
+
+
 def owner_info(purpose: str = "run") -> dict[str, Any]:
     pid = os.getpid()
     return {
         "host": hostname(),
         "pid": pid,
-        "pid_start": pid_start_time(pid),
+        "pid_start": _OWN_START[pid] if pid in _OWN_START else _own_start(pid),
         "boot_id": _boot_id(),
         "purpose": purpose,
         "since": time.time(),
