@@ -381,6 +381,7 @@ class Scanned:
 
     entries: list[Entry] = field(default_factory=list)
     problems: list[MolexpError] = field(default_factory=list)
+    looked_at: int = 0  # run directories
 
 
 def index_path(ws_root: Path, project: str, experiment: str) -> Path | None:
@@ -570,6 +571,7 @@ def scan_experiment(
             now = None
         else:
             names, now = seen
+        out.looked_at = len(names)
         parts = list(map(_split_line, lines))
         if parts and min(map(len, parts)) == 5:
             ids, sigs, statuses, created, tails = zip(*parts)
@@ -577,9 +579,14 @@ def scan_experiment(
         else:
             ids = sigs = statuses = created = tails = ()
         if ids and sorted(ids) == names:
-            if now is None:  # every one, now
-                now = _signatures(dir_fd, [name + _RUN_FILE for name in names])
-            if dict(zip(names, now)) == dict(zip(ids, sigs)):
+            if now is None:  # every one, now: in the index's order, which is the order
+                # they were made in, mostly that of their inodes (a cold disk reads less)
+                now = _signatures(dir_fd, [name + _RUN_FILE for name in ids])
+                same = now == list(sigs)
+                now = None if same else [n for _, n in sorted(zip(ids, now))]  # (by name)
+            else:
+                same = dict(zip(names, now)) == dict(zip(ids, sigs))
+            if same:
                 # Every entry holds: no record to read, nothing to write.
                 rows: Any = zip(map(exp.prefix.__add__, ids), ids, statuses, created, tails,
                                 sigs, repeat(exp))  # fmt: skip
@@ -601,28 +608,33 @@ def scan_all(
 
     Once the first ones have taken :data:`AHEAD_S`, the names and signatures of the
     second half of the rest are taken by a child process meanwhile
-    (:class:`signatures.Ahead`; two cores or more, this process without threads);
-    every one of them is still taken during this listing."""
+    (:class:`signatures.Ahead`; two cores or more, this process without threads),
+    unless the disk is what is waited for (more than :data:`AHEAD_MAX_S` a run so
+    far: a cold page cache, NFS), where a second process only contends for it.
+    Every signature is still taken during this listing."""
     import threading
 
     start = time.perf_counter()
     ahead: Ahead | None = None
+    decided = False
     half = len(experiments)
+    runs = 0
     try:
         for i, (project, experiment) in enumerate(experiments):
             seen = None
             if ahead is not None and i >= half:
                 seen = ahead.take(_runs_dir(ws_root, project, experiment))
-            yield (
-                project,
-                experiment,
-                scan_experiment(ws_root, project, experiment, wanted, seen=seen),
-            )
+            scanned = scan_experiment(ws_root, project, experiment, wanted, seen=seen)
+            runs += scanned.looked_at
+            yield project, experiment, scanned
             rest = len(experiments) - i - 1
-            if (
-                ahead is None and rest >= 4 and time.perf_counter() - start > AHEAD_S
-                and _cores() >= 2 and threading.active_count() == 1 and hasattr(os, "fork")
-            ):  # fmt: skip
+            took = time.perf_counter() - start
+            if decided or rest < 4 or took <= AHEAD_S:
+                continue
+            decided = True
+            if took > AHEAD_MAX_S * runs or _cores() < 2 or threading.active_count() > 1:
+                continue
+            if hasattr(os, "fork"):
                 half = len(experiments) - rest // 2
                 ahead = Ahead([_runs_dir(ws_root, p, e) for p, e in experiments[half:]], _RUN_FILE)
     finally:
@@ -631,6 +643,7 @@ def scan_all(
 
 
 AHEAD_S = 0.03  # a listing this long so far: the rest is shared with a child process
+AHEAD_MAX_S = 30e-6  # ... unless each run took longer than this (~8 µs warm)
 _RUN_FILE = "/" + RUN_FILE
 
 

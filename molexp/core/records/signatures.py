@@ -118,8 +118,12 @@ class Ahead:
                 for path in self._dirs:
                     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
                     try:
-                        names = sorted(n for n in os.listdir(fd) if n[0] != ".")
-                        found.append((names, signatures(fd, [n + suffix for n in names])))
+                        with os.scandir(fd) as entries:  # (in inode order: a cold disk reads less)
+                            made = sorted((e.inode(), e.name) for e in entries if e.name[0] != ".")
+                        order = [name for _, name in made]
+                        got = dict(zip(order, signatures(fd, [n + suffix for n in order])))
+                        names = sorted(order)
+                        found.append((names, [got[n] for n in names]))
                     finally:
                         os.close(fd)
                 data = marshal.dumps(found)

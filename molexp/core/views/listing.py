@@ -119,7 +119,22 @@ class Selection:
         ``summary()`` gives it, a batch at a time (no results or metrics decoded,
         each distinct text once).  ``release``: the rows are handed over and
         :attr:`rows` is empty afterwards, each batch let go once taken (a table of
-        100,000 runs never holds all its entries and all its cells at once)."""
+        100,000 runs never holds all its entries and all its cells at once).
+
+        The cyclic garbage collector is paused until the last batch is taken (as in
+        :func:`select`): a table keeps a tuple of cells per run, none in a cycle,
+        and collecting would walk them all again and again."""
+        import gc
+
+        paused = gc.isenabled()
+        gc.disable()
+        try:
+            yield from self._brief(release)
+        finally:
+            if paused:
+                gc.enable()
+
+    def _brief(self, release: bool) -> Iterator[tuple[Listed, Brief]]:
         rows = self.rows
         if release:
             self.rows = []

@@ -209,6 +209,7 @@ def test_a_listing_shared_with_a_child_sees_what_changed_behind_its_back(
         assert cli("run", f"P/{name}").exit_code == 1
     before = cli("ls", "--format", "json").stdout
     monkeypatch.setattr(index, "AHEAD_S", 0.0)  # every listing shares its stats at once
+    monkeypatch.setattr(index, "AHEAD_MAX_S", 1.0)  # (however slow this disk)
     taken: list[object] = []
     real = signatures.Ahead.take
 
@@ -225,3 +226,20 @@ def test_a_listing_shared_with_a_child_sees_what_changed_behind_its_back(
     rewrite_keeping_mtime(edited, lambda raw: raw.replace(b'"failed"', b'"queued"', 1))
     assert "queued" in cli("ls", "--format", "csv").stdout
     assert_truthful(cli, monkeypatch)
+
+
+def test_a_listing_waiting_for_its_disk_keeps_its_stats_to_itself(
+    workspace: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(index, "RACY_NS", 0)
+    assert cli("project create P").exit_code == 0
+    for name in "ABCDEF":
+        assert cli("experiment", "create", f"P/{name}", "--command", "true").exit_code == 0
+        assert cli("run", f"P/{name}").exit_code == 0
+    before = cli("ls", "--format", "json").stdout
+    monkeypatch.setattr(index, "AHEAD_S", 0.0)
+    monkeypatch.setattr(index, "AHEAD_MAX_S", 0.0)  # every run counts as slow to look at
+    made: list[object] = []
+    monkeypatch.setattr(index, "Ahead", lambda *args: made.append(args))
+    assert cli("ls", "--format", "json").stdout == before
+    assert made == []
