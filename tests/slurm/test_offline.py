@@ -86,6 +86,8 @@ def test_sbatch_failure_exits_3_with_its_message(
         "cat >/dev/null; echo 'sbatch: error: Batch job submission failed: "
         "Unable to contact slurm controller (connect failure)' >&2; exit 1",
     )
+    # (asked for the cluster's limits first: a configuration it cannot reach, as here)
+    fake_tool(bindir, "scontrol", '[ "$1" = show ] && exit 0; exit 1')
     monkeypatch.setenv("PATH", f"{bindir}:/usr/bin:/bin")
     res = cli("run", exp, "--executor", "slurm", "--json")
     assert res.exit_code == 3

@@ -39,11 +39,11 @@ from molexp.core.bundle.manifest import (
 from molexp.core.model.names import is_valid_name
 from molexp.core.records import environments
 from molexp.core.records.refs import Ref, resolve
-from molexp.core.records.runs import RUN_FILE, load_record
+from molexp.core.records.runs import RUN_FILE, load_record, missing_record
 from molexp.core.records.workspace import Experiment, Project, Workspace
 from molexp.core.store import files as store
 from molexp.core.store.lock import hostname
-from molexp.errors import CorruptRecordError, MolexpError, UsageError
+from molexp.errors import MolexpError, UsageError
 
 
 @dataclass
@@ -98,11 +98,9 @@ def _select_experiment(
         try:
             record = load_record(run_dir / RUN_FILE, exp.project.name, exp.name)
         except FileNotFoundError:
-            report.problems.append(
-                CorruptRecordError(
-                    run_dir / RUN_FILE, "is missing (run directory without a record)"
-                )
-            )
+            problem = missing_record(run_dir)  # (None: being created, not a run yet)
+            if problem is not None:
+                report.problems.append(problem)
             continue
         except MolexpError as exc:
             report.problems.append(exc)

@@ -47,7 +47,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from molexp.core.model.names import is_valid_name
-from molexp.core.records.runs import RUN_FILE, STATUSES, load_record, validate_record
+from molexp.core.records.runs import (
+    RUN_FILE,
+    STATUSES,
+    load_record,
+    missing_record,
+    validate_record,
+)
 from molexp.core.records.signatures import Ahead
 from molexp.core.records.signatures import signature as _signature
 from molexp.core.records.signatures import signatures as _signatures
@@ -702,9 +708,9 @@ def _rescan(
         except NotADirectoryError:
             continue  # a stray file beside the run directories
         except FileNotFoundError:
-            out.problems.append(
-                CorruptRecordError(record_path, "is missing (run directory without a record)")
-            )
+            problem = missing_record(runs_dir / name)  # (None: being created, no run yet)
+            if problem is not None:
+                out.problems.append(problem)
             continue
         except MolexpError as exc:
             out.problems.append(exc)

@@ -242,6 +242,22 @@ def observe(record: dict[str, Any], run_dir: Path) -> tuple[str, str | None]:
     return status, None
 
 
+def missing_record(run_dir: Path) -> CorruptRecordError | None:
+    """What a run directory without a ``run.json`` is: None while its run is being
+    created (a new run's first attempt holds the run's lock and writes the record
+    with itself running in it, ms later: the run does not exist yet, and no reader
+    lists or reports it); else the problem to report (exit 3), for a directory left
+    by a crash before its record was written, or whose record was removed."""
+    from molexp.core.store.lock import read_lock  # (only for such a directory)
+
+    lock = read_lock(run_dir)
+    if lock is not None and not lock.is_stale():
+        return None
+    if os.path.lexists(run_dir / RUN_FILE):
+        return None  # created (and its lock let go) since the caller looked: not yet seen
+    return CorruptRecordError(run_dir / RUN_FILE, "is missing (run directory without a record)")
+
+
 def load_record(path: Path, project: str, experiment: str) -> dict[str, Any]:
     record = store.read_json_record(path, "run")
     validate_record(record, path, project, experiment)

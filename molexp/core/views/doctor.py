@@ -27,7 +27,14 @@ from pathlib import Path
 from typing import Any
 
 from molexp.core.execution.lifecycle import close_stale
-from molexp.core.records.runs import ACTIVE, RUN_FILE, Run, observe, validate_record
+from molexp.core.records.runs import (
+    ACTIVE,
+    RUN_FILE,
+    Run,
+    missing_record,
+    observe,
+    validate_record,
+)
 from molexp.core.records.workspace import (
     EXPERIMENT_FILE,
     PROJECT_FILE,
@@ -212,6 +219,8 @@ def check_record(w: _Walk, exp: Experiment, run_dir: Path) -> dict[str, Any] | N
         validate_record(record, path, exp.project.name, exp.name)
         return record
     except FileNotFoundError:
+        if missing_record(run_dir) is None:
+            return None  # being created by its first attempt (or created since)
         if (run_dir / "attempts").exists():
             hint = (
                 "Restore run.json from a backup, or move the run directory away "

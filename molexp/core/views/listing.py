@@ -13,7 +13,15 @@ from molexp.core.records.annotations import with_pending
 from molexp.core.records.index import LAST_ATTEMPT_KEYS, Entry, Rest, scan_all, summarise
 from molexp.core.records.index_build import prebuild
 from molexp.core.records.metrics import live as live_metrics
-from molexp.core.records.runs import ACTIVE, RUN_FILE, STATUSES, Run, load_record, observe
+from molexp.core.records.runs import (
+    ACTIVE,
+    RUN_FILE,
+    STATUSES,
+    Run,
+    load_record,
+    missing_record,
+    observe,
+)
 from molexp.core.records.workspace import Experiment, Project, Workspace
 from molexp.core.views.query import (
     Condition,
@@ -22,7 +30,7 @@ from molexp.core.views.query import (
     needs_record,
     sort_records,
 )  # fmt: skip
-from molexp.errors import CorruptRecordError, MolexpError, UsageError
+from molexp.errors import MolexpError, UsageError
 
 
 @dataclass
@@ -155,7 +163,7 @@ class Selection:
         try:
             record = row.record()
         except FileNotFoundError:
-            self.problems.append(_missing(row.run_dir / RUN_FILE))
+            _missing(self.problems, row.run_dir)
             return
         except MolexpError as exc:
             self.problems.append(exc)
@@ -281,8 +289,12 @@ def _one_by_one(rows: Sequence[Entry]) -> list[Brief]:
     return out
 
 
-def _missing(path: Path) -> CorruptRecordError:
-    return CorruptRecordError(path, "is missing (run directory without a record)")
+def _missing(problems: list[MolexpError], run_dir: Path) -> None:
+    """A run directory found without its record: a problem, unless its run is
+    being created (:func:`missing_record`)."""
+    problem = missing_record(run_dir)
+    if problem is not None:
+        problems.append(problem)
 
 
 def _observe_into(record: dict[str, Any], run_dir: Path) -> str:
@@ -396,7 +408,7 @@ def _select(
             try:
                 record = load_record(path, proj, exp)
             except FileNotFoundError:
-                out.problems.append(_missing(path))
+                _missing(out.problems, run_dir)
                 continue
             except MolexpError as exc:
                 out.problems.append(exc)

@@ -8,9 +8,9 @@ from typing import Any
 from molexp.core.records.annotations import with_pending
 from molexp.core.records.metrics import live as live_metrics
 from molexp.core.records.refs import Ref, resolve
-from molexp.core.records.runs import ACTIVE, RUN_FILE, Run, load_record, observe
+from molexp.core.records.runs import ACTIVE, RUN_FILE, Run, load_record, missing_record, observe
 from molexp.core.records.workspace import Workspace
-from molexp.errors import MolexpError
+from molexp.errors import MolexpError, NotFoundError
 
 ENDED_BADLY = ("failed", "interrupted", "cancelled")
 
@@ -21,10 +21,12 @@ def run_record(ref: Ref) -> dict[str, Any]:
     try:
         record = load_record(run_dir / RUN_FILE, ref.experiment.project.name, ref.experiment.name)
     except FileNotFoundError:
-        from molexp.errors import CorruptRecordError
-
-        raise CorruptRecordError(
-            run_dir / RUN_FILE, "is missing (run directory without a record)"
+        problem = missing_record(run_dir)
+        if problem is not None:
+            raise problem from None
+        raise NotFoundError(
+            f"run {ref.run_id} is being created: its first attempt writes its record now",
+            "Try again in a moment.",
         ) from None
     with_pending(record, run_dir)  # tags and notes queued while an attempt holds it
     status, reason = observe(record, run_dir)
@@ -77,6 +79,8 @@ def describe(ref: Ref) -> dict[str, Any]:
                 run = Run.load(ref.experiment, run_id)
                 status = observe(run.record, run.dir)[0]
             except FileNotFoundError:
+                if missing_record(ref.experiment.runs_dir / run_id) is None:
+                    continue  # being created: not a run yet
                 status = "unreadable"
                 unreadable.append(f"{ref.experiment.runs_dir / run_id / RUN_FILE}: is missing")
             except MolexpError as exc:  # counted and named, not fatal
