@@ -401,10 +401,12 @@ def test_an_experiment_removed_while_it_runs_goes_whole(workspace: Path, cli: Cl
             assert not ended, "refused after the runner ended"
             refused += 1
             for run_dir in (workspace / "projects/P/experiments/E/runs").glob("*"):
-                # untouched: every run still whole (or being created: its record's
-                # temporary file comes first, then the record)
+                # untouched: every run still whole, or being created: its first
+                # attempt's lock comes first, then the record's temporary file, then
+                # the record (with the attempt running in it), then its folders
                 names = [p.name for p in run_dir.iterdir()]
-                assert all(n.startswith(".tmp-") for n in names) or (run_dir / "run.json").exists()
+                being_created = all(n.startswith(".tmp-") or n == LOCK_NAME for n in names)
+                assert being_created or (run_dir / "run.json").exists(), names
     finally:
         _, err = runner.communicate(timeout=120)
     print(f"\nrm refused {refused} time(s) before it took the experiment")
