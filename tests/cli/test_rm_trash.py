@@ -203,12 +203,14 @@ def test_a_running_run_is_refused_even_with_force(
             "create",
             "p/slow",
             "--command",
-            'while [ ! -e "$RELEASE" ]; do sleep 0.02; done',
+            'touch "$STARTED"; while [ ! -e "$RELEASE" ]; do sleep 0.02; done',
         ).exit_code
         == 0
     )
     release = tmp_path / "release"
-    runner = spawn("run", "p/slow", cwd=workspace, env=proc_env(RELEASE=str(release)))
+    started = tmp_path / "started"
+    env = proc_env(RELEASE=str(release), STARTED=str(started))
+    runner = spawn("run", "p/slow", cwd=workspace, env=env)
     try:
         runs = workspace / "projects/p/experiments/slow/runs"
         run_dir = wait_for(
@@ -221,6 +223,7 @@ def test_a_running_run_is_refused_even_with_force(
             ),
             "running",
         )
+        wait_for(started.exists, "the command")  # (its logs are open: nothing more comes)
         before = snapshot(workspace)
         for args in (
             ["rm", f"p/slow/{run_dir.name}", "-y"],
