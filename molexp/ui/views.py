@@ -107,7 +107,7 @@ def _values(
 def table_row(
     ref: str, summary: dict[str, Any], flat_params: dict[int, Any] | None = None
 ) -> dict[str, Any]:
-    """One row of the runs table from a run's summary (see ``index.summarise``)."""
+    """One row of the runs table from a run's summary (see ``index_entry.summarise``)."""
     last = summary.get("last_attempt") or {}
     row: dict[str, Any] = {"ref": ref, "experiment": ref.rsplit("/", 1)[0]}
     row.update((k, summary.get(k)) for k in ROW_FIELDS)
@@ -197,7 +197,7 @@ def runs_view(ws: Workspace, query: Query) -> dict[str, Any]:
     §15), ``sort`` (``KEY`` or ``-KEY``), ``offset``, ``limit``; filtered and sorted
     by the core as `molexp ls` does.  ``counts`` are by status before the status
     filter (what each status button would show)."""
-    from molexp.core.records.index import Entry
+    from molexp.core.records.index_entry import Entry
     from molexp.core.records.runs import STATUSES
     from molexp.core.views.listing import select_ref
 

@@ -412,7 +412,7 @@ def _forget_indexes(ws: Workspace, items: Sequence[trash.Item]) -> None:
             if path is not None:
                 path.unlink(missing_ok=True)
         elif item.kind == "project":
-            from molexp.core.records.index import INDEX_DIR
+            from molexp.core.records.index_entry import INDEX_DIR
 
             shutil.rmtree(ws.root / INDEX_DIR / parts[1], ignore_errors=True)
 

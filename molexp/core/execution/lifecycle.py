@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -24,22 +23,25 @@ from molexp.core.execution.options import CAUSES as CAUSES
 from molexp.core.execution.options import Outcome as Outcome
 from molexp.core.execution.options import RunOptions as RunOptions
 from molexp.core.execution.options import TaskStart as TaskStart
+from molexp.core.execution.options import held_message as held_message
 from molexp.core.execution.options import latest as latest
+from molexp.core.execution.options import queue_entry_gone
+from molexp.core.execution.options import require_command as require_command
 from molexp.core.execution.options import task_verdict as task_verdict
 from molexp.core.execution.runenv import RESULTS_FILE as RESULTS_FILE
 from molexp.core.execution.runenv import WARNINGS_FILE, read_warnings
 from molexp.core.execution.runenv import build_env as build_env
 from molexp.core.execution.runenv import command_warnings as command_warnings
+from molexp.core.execution.runenv import git_for as _git_for
 from molexp.core.execution.runenv import placeholder_values as placeholder_values
 from molexp.core.records.runs import ACTIVE, Run, ensure_run, observe
 from molexp.core.store import files as store
-from molexp.errors import MolexpError, RunLockedError, UsageError, WorkspaceError
+from molexp.errors import MolexpError, RunLockedError, WorkspaceError
 
 if TYPE_CHECKING:
     # What an attempt needs (process handling, placeholders, the lock, annotations,
     # metrics, the trash) is imported when one runs, not for a no-op `run`.
     from molexp.core.execution.execute import SignalState
-    from molexp.core.provenance.gitinfo import GitInfo
     from molexp.core.records.annotations import Change
     from molexp.core.records.plan import RunSpec
     from molexp.core.records.workspace import Experiment
@@ -55,31 +57,6 @@ def now() -> str:
 def next_number(record: Mapping[str, Any]) -> int:
     """The number of a new attempt: one more than the highest so far (1 for the first)."""
     return max([int(a.get("n", 0)) for a in record["attempts"]], default=0) + 1
-
-
-def require_command(exp: Experiment, options: RunOptions) -> str | None:
-    """The shell command the runs of ``exp`` execute, or None when ``argv`` is given.
-
-    An experiment without a ``command:`` and without a command after ``--`` is
-    refused (exit 2) before anything is written.
-    """
-    command = options.command or exp.definition().get("command")
-    if not options.argv and not command:
-        raise UsageError(
-            f"experiment {exp.ref} has no command",
-            f"Give one after `--` (molexp run {exp.ref} -- CMD ...) or set `command:` in "
-            f"{exp.definition_path}.",
-        )
-    return None if options.argv else str(command)
-
-
-def held_message(run: Run, status: str) -> str:
-    """Why an active ``run`` is not started or submitted again."""
-    last = latest(run.record)
-    job = last.get("scheduler_job_id")
-    if last.get("executor") == "slurm" and job:
-        return f"already {status} as SLURM job {job}"
-    return f"already {status} elsewhere"
 
 
 def _fields(
@@ -419,21 +396,6 @@ def _merge_attempt_files(run: Run, attempt: dict[str, Any]) -> list[str]:
     return added
 
 
-_GIT_LOCK = threading.Lock()  # with --jobs, one thread captures; the others wait for it
-
-
-def _git_for(exp: Experiment, options: RunOptions) -> GitInfo:
-    from molexp.core.provenance.gitinfo import capture  # only when an attempt runs
-
-    source = exp.definition().get("workflow_source")
-    path = options.cwd / source if source else options.cwd
-    key = str(path)
-    with _GIT_LOCK:
-        if key not in options.git_cache:
-            options.git_cache[key] = capture(path)
-        return options.git_cache[key]
-
-
 def execute(exp: Experiment, spec: RunSpec, options: RunOptions, signals: SignalState) -> Outcome:
     """Run one derived run: skip it, report it held, or execute a new attempt."""
     # The run's folder is checked against links out of the workspace once, not
@@ -495,7 +457,7 @@ def execute_run(run: Run, options: RunOptions, signals: SignalState) -> Outcome:
                     cause=task.earlier() if task.earlier is not None else "requeued",
                 )
         elif run.status in ACTIVE:
-            if run.status == "queued" and not _queue_entry_gone(run, options):
+            if run.status == "queued" and not queue_entry_gone(run, options):
                 return Outcome(
                     run,
                     "held",
@@ -568,11 +530,6 @@ def _fold_annotations(run: Run) -> None:
             pass  # removed or damaged meanwhile: the queue stays for the next writer
         finally:
             got.release()
-
-
-def _queue_entry_gone(run: Run, options: RunOptions) -> bool:
-    gone = options.queue_gone
-    return gone is not None and gone(run.record["attempts"][-1])
 
 
 def _attempt(run: Run, options: RunOptions, signals: SignalState) -> Outcome:

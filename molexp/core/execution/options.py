@@ -10,11 +10,12 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from molexp.errors import MolexpError
+from molexp.errors import MolexpError, UsageError
 
 if TYPE_CHECKING:
     from molexp.core.provenance.gitinfo import GitInfo
     from molexp.core.records.runs import Run
+    from molexp.core.records.workspace import Experiment
 
 # Why an attempt ended when neither its command's exit nor a signal to this process
 # explains it (SPEC §13): `attempt.cause`, null for an attempt its command ended.
@@ -217,3 +218,34 @@ class Outcome:
             "argv": self.argv,
             "warnings": self.warnings,
         }
+
+
+def require_command(exp: Experiment, options: RunOptions) -> str | None:
+    """The shell command the runs of ``exp`` execute, or None when ``argv`` is given.
+
+    An experiment without a ``command:`` and without a command after ``--`` is
+    refused (exit 2) before anything is written.
+    """
+    command = options.command or exp.definition().get("command")
+    if not options.argv and not command:
+        raise UsageError(
+            f"experiment {exp.ref} has no command",
+            f"Give one after `--` (molexp run {exp.ref} -- CMD ...) or set `command:` in "
+            f"{exp.definition_path}.",
+        )
+    return None if options.argv else str(command)
+
+
+def held_message(run: Run, status: str) -> str:
+    """Why an active ``run`` is not started or submitted again."""
+    last = latest(run.record)
+    job = last.get("scheduler_job_id")
+    if last.get("executor") == "slurm" and job:
+        return f"already {status} as SLURM job {job}"
+    return f"already {status} elsewhere"
+
+
+def queue_entry_gone(run: Run, options: RunOptions) -> bool:
+    """Whether a queued ``run``'s scheduler entry is gone (``options.queue_gone``)."""
+    gone = options.queue_gone
+    return gone is not None and gone(run.record["attempts"][-1])

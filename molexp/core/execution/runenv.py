@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -17,7 +18,10 @@ from typing import TYPE_CHECKING, Any
 from molexp.errors import UsageError
 
 if TYPE_CHECKING:
+    from molexp.core.execution.options import RunOptions
+    from molexp.core.provenance.gitinfo import GitInfo
     from molexp.core.records.runs import Run
+    from molexp.core.records.workspace import Experiment
 
 REQUIRED = ("MOLEXP_RUN_ID", "MOLEXP_RUN_DIR", "MOLEXP_WORKSPACE")
 RESULTS_FILE = "results.json"
@@ -147,3 +151,20 @@ def read_warnings(path: Path) -> list[str]:
         if isinstance(item, str):
             out.append(item)
     return out
+
+
+_GIT_LOCK = threading.Lock()  # with --jobs, one thread captures; the others wait for it
+
+
+def git_for(exp: Experiment, options: RunOptions) -> GitInfo:
+    """The git provenance of ``exp``'s source (its ``workflow_source``, else the
+    working directory), captured once per path and batch (``options.git_cache``)."""
+    from molexp.core.provenance.gitinfo import capture  # only when an attempt runs
+
+    source = exp.definition().get("workflow_source")
+    path = options.cwd / source if source else options.cwd
+    key = str(path)
+    with _GIT_LOCK:
+        if key not in options.git_cache:
+            options.git_cache[key] = capture(path)
+        return options.git_cache[key]

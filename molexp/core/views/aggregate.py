@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from molexp.core.records.index import Entry
+from molexp.core.records.index_entry import Entry
 from molexp.core.views.compare import MISSING, _same_key, flatten, sort_rows
 from molexp.core.views.query import Condition, Readable, matches, needs_record, order_key
 from molexp.errors import MolexpError, UsageError

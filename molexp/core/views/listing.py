@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from molexp.core.records.annotations import with_pending
-from molexp.core.records.index import LAST_ATTEMPT_KEYS, Entry, Rest, scan_all, summarise
+from molexp.core.records.index import scan_all
 from molexp.core.records.index_build import prebuild
+from molexp.core.records.index_entry import LAST_ATTEMPT_KEYS, Entry, Rest, summarise
 from molexp.core.records.metrics import live as live_metrics
 from molexp.core.records.runs import (
     ACTIVE,
@@ -71,7 +72,7 @@ class Row:
         return self._ws.projects_dir / self.project / "experiments" / self.experiment / "runs" / self.id  # fmt: skip
 
     def summary(self) -> dict[str, Any]:
-        """:func:`molexp.core.records.index.summarise` of the record (what a table shows)."""
+        """:func:`molexp.core.records.index_entry.summarise` of the record (what a table shows)."""
         return summarise(self._record)
 
     def get(self, key: str, default: Any = None) -> Any:
@@ -95,7 +96,7 @@ class Selection:
 
     Each row has ``project``, ``experiment``, ``id``, ``ref``, ``status`` (as
     observed), ``created_at``, ``run_dir``, ``summary()`` (the record without its
-    long lists, see :func:`molexp.core.records.index.summarise`) and ``record()``.
+    long lists, see :func:`molexp.core.records.index_entry.summarise`) and ``record()``.
     """
 
     rows: list[Listed] = field(default_factory=list)

@@ -26,7 +26,7 @@ or two texts with ``<``...): never an error.  ``=`` compares the way run ids do
 key with any other value.
 
 The same lookup works on a full record and on an index summary
-(:func:`molexp.core.records.index.summarise`): :func:`needs_record` says when only
+(:func:`molexp.core.records.index_entry.summarise`): :func:`needs_record` says when only
 the full record will do (keys the summary leaves out).
 """
 
@@ -36,7 +36,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple, Protocol
 
-from molexp.core.records.index import DROPPED, SUMMARY_ONLY, Entry
+from molexp.core.records.index_entry import DROPPED, SUMMARY_ONLY, Entry
 from molexp.errors import UsageError
 
 __all__ = [
@@ -71,7 +71,7 @@ _COLUMNS = ("results", "metrics")  # sections an index entry reads key by key
 
 class Readable(Protocol):
     """A run as the grammar reads it: a record, a summary, or an index
-    :class:`~molexp.core.records.index.Entry` (only ``get`` is used; an entry's
+    :class:`~molexp.core.records.index_entry.Entry` (only ``get`` is used; an entry's
     ``leaf`` reads one result or metric cheaply)."""
 
     def get(self, key: str, default: Any = None, /) -> Any: ...

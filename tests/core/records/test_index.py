@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from molexp.core.records import index
+from molexp.core.records import index, index_entry
 from molexp.core.store import files as store
 from tests.conftest import Cli, Result
 
@@ -120,7 +120,7 @@ def test_the_index_spares_reading_unchanged_records(
     assert summaries[1]["last_attempt"]["exit_code"] == 1
     # A summary is the record without its long lists.
     record = json.loads(by_replica(lab, 2).read_bytes())
-    assert summaries[2] == index.summarise(record)
+    assert summaries[2] == index_entry.summarise(record)
 
 
 def test_a_hand_edit_in_place_that_keeps_size_and_mtime_is_seen(
@@ -383,7 +383,8 @@ _FLAT_VALUES = st.one_of(
 def test_flat_field_agrees_with_json(data: dict[str, Any], name: str) -> None:
     """The index reads one key of a results/metrics column without decoding it all
     (when it may); whatever it returns is what json.loads gives."""
-    from molexp.core.records.index import _SLOW, _compact, flat_field
+    from molexp.core.records.index import _compact
+    from molexp.core.records.index_entry import _SLOW, flat_field
 
     column = _compact(data)
     for key in [name, *data]:
@@ -396,7 +397,7 @@ def test_flat_field_agrees_with_json(data: dict[str, Any], name: str) -> None:
 
 
 def test_flat_field_examples() -> None:
-    from molexp.core.records.index import _SLOW, flat_field
+    from molexp.core.records.index_entry import _SLOW, flat_field
 
     column = '{"y":0.5,"n":3,"ok":true,"s":"a,b}","none":null,"big":1e+20,"neg":-Infinity}'
     assert [flat_field(column, k, None) for k in ("y", "n", "ok", "s", "none", "big", "nope")] == [

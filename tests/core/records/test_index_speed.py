@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from molexp.core.records import index, index_build, signatures
+from molexp.core.records import index, index_build, index_entry, signatures
 from molexp.core.records.workspace import Workspace
 from molexp.core.views import listing
 from molexp.errors import CorruptRecordError
@@ -137,9 +137,11 @@ def test_a_table_s_columns_are_the_summary_s(
     assert_truthful(cli, monkeypatch)
 
 
-def forged(entry: index.Entry, tail: str) -> index.Entry:
+def forged(entry: index_entry.Entry, tail: str) -> index_entry.Entry:
     """``entry`` with another tail, as an index line could give it."""
-    return index.Entry.make(entry.id, entry.status, entry.created_at, tail, entry._exp, entry._sig)
+    return index_entry.Entry.make(
+        entry.id, entry.status, entry.created_at, tail, entry._exp, entry._sig
+    )
 
 
 def test_a_forged_table_column_is_reported_as_the_summary_reports_it(

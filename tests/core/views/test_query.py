@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from molexp.core.records.index import summarise
+from molexp.core.records.index_entry import summarise
 from molexp.core.views.query import (
     GRAMMAR,
     MISSING,
